@@ -1,7 +1,9 @@
 """The ``digiq`` command line: one click group that ties the packages together.
 
-Subcommands arrive with the capability they expose (``sim``, ``tasks``, ``data``, ``collect``, ``eval`` and ``autorater`` today; ``collect``, ``train``,
-``eval``, ``data``, ``tasks``, ``autorater`` and ``quickstart`` with their issues). The aliases
+Subcommands: ``sim``, ``tasks``, ``data``, ``collect``, ``eval``, ``autorater`` and ``train``
+(``quickstart`` arrives with its issue). Trained policies are registered as agents here
+(:func:`digiq.policy_agent.register`), so ``--agent RUN`` works in ``eval`` and ``collect``
+without ``eval`` importing the learner. The aliases
 ``digiq-sim`` etc. run a subcommand directly, so ``digiq-sim start`` == ``digiq sim start``.
 """
 
@@ -14,8 +16,10 @@ import click
 from digiq.collect_cli import collect_command
 from digiq.data_cli import data
 from digiq.eval_cli import autorater_group, eval_command
+from digiq.policy_agent import register as register_policy_agent
 from digiq.sim_cli import sim
 from digiq.tasks_cli import tasks
+from digiq.train_cli import train_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,6 +43,8 @@ main.add_command(data)
 main.add_command(eval_command)
 main.add_command(sim)
 main.add_command(tasks)
+main.add_command(train_group)
+register_policy_agent()
 
 
 def sim_main() -> None:

@@ -10,6 +10,8 @@ Public API (see each module's docstring for the why):
 * :mod:`digiq.models.text_encoder`: :class:`TextEncoder` (MiniLM offline or a local HF encoder).
 * :mod:`digiq.models.image_encoder`: :func:`build_image_encoder` and the encoders.
 * :mod:`digiq.models.tokenizer`: :func:`train_tokenizer`.
+* :mod:`digiq.models.policy`: :class:`PolicyModel` (the AutoUI-style T5 policy),
+  :class:`PolicyConfig`, :func:`policy_corpus`, :func:`build_policy_tokenizer`.
 
 Names are imported lazily: ``from digiq.models import get_preset`` does not import torch or
 transformers (a CLI listing presets stays fast); the model classes load them on first use.
@@ -39,6 +41,13 @@ _EXPORTS = {
     "digiq.models.tokenizer": ["train_tokenizer"],
     "digiq.models.vlm": ["VLM", "VLMBatch", "build_tiny_llava", "build_tiny_qwen2_vl"],
     "digiq.models.image_encoder": ["ImageEncoder", "SmallCNN", "build_image_encoder"],
+    "digiq.models.policy": [
+        "PolicyBatch",
+        "PolicyConfig",
+        "PolicyModel",
+        "build_policy_tokenizer",
+        "policy_corpus",
+    ],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

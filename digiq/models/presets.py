@@ -91,13 +91,16 @@ class TinyVLMConfig:
 
 @dataclass(frozen=True)
 class TinyT5Config:
-    """Sizes of a T5 policy built from config (AutoUI-shaped, CPU-sized)."""
+    """Sizes of a T5 policy built from config (AutoUI-shaped, CPU-sized; about 1.6M parameters
+    with its screen CNN, chosen by the behaviour-policy experiment in benchmarks/bench_policy.py:
+    it learns to act on the simulated phone in a few CPU minutes). ``vocab_size`` is the BPE
+    size before the AutoUI constant chunks are added (:mod:`digiq.models.policy`)."""
 
-    d_model: int = 64
-    d_ff: int = 128
-    num_layers: int = 2
+    d_model: int = 128
+    d_ff: int = 256
+    num_layers: int = 3
     num_heads: int = 4
-    d_kv: int = 16
+    d_kv: int = 32
     vocab_size: int = 1024
     seed: int = 0
 
@@ -170,7 +173,8 @@ class CriticSpec:
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """The AutoUI-style policy: ``family`` "t5" from a local ``path`` or built from ``tiny``."""
+    """The AutoUI-style policy (:class:`digiq.models.policy.PolicyModel`): ``family`` "t5"
+    from a local ``path`` or built from ``tiny``."""
 
     family: str = "t5"
     path: str | None = None
@@ -276,6 +280,7 @@ _PRESETS: dict[str, ModelPreset] = {
             feature_batch_size=16,
             critic_lr=1e-3,
             policy_lr=1e-3,
+            policy_batch_size=32,
         ),
     ),
     "llava-1.5-7b": ModelPreset(

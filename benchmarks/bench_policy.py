@@ -1,0 +1,236 @@
+"""Benchmark the AutoUI-style policy (tiny preset, CPU) and run the behaviour-policy experiment.
+
+Default (a few seconds): build the tiny policy with its tokenizer and time
+
+* training steps/s (batch 32 of resized 96 x 192 screens, policy input texts and AutoUI targets
+  drawn from the Web Shopping task list, clamp-free NLL + AdamW, as the bc stage does);
+* candidate sampling: states/s for N = 16 at temperature 1.2 in batches of 8 states, including
+  the teacher-forced pass that gives each string's exact log-probability (the candidates
+  stage's inner loop);
+* acting: one greedy action from a full-resolution 1080 x 2280 screenshot (resize included).
+
+``--experiment``: the end-to-end behaviour-policy experiment (tens of CPU minutes): collect
+``--episodes`` noisy scripted (noise 0.3) Web Shopping TRAIN episodes on 2 simulated phones
+with ``digiq-collect``, train the policy by behaviour cloning with ``digiq-train bc``, and
+evaluate it on the first ``--eval-tasks`` Web Shopping TEST tasks x ``--seeds`` seeds through
+``digiq-eval --agent RUN`` (the trained-policy agent), greedily and at temperature 0.8. Prints
+the data size, training time and success rates with 95% Wilson intervals, and the commands.
+
+Usage: .venv/bin/python benchmarks/bench_policy.py [--steps 20] [--states 32]
+       [--experiment --work DIR --episodes 240 --bc-steps 900 --eval-tasks 24 --seeds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks._common import ROOT, machine  # noqa: E402
+
+PY = sys.executable
+# digiq-eval with the trained-policy loader registered (what `digiq-eval --agent RUN` runs once
+# digiq/cli.py calls digiq.policy_agent.register()).
+EVAL = (
+    "import sys; from digiq.policy_agent import register; register(); "
+    "from digiq.eval_cli import eval_command; eval_command(sys.argv[1:], prog_name='digiq-eval')"
+)
+
+
+def _examples(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """Policy input texts and targets like the Web Shopping data's (scripted-agent moves)."""
+    from android.actions import Action, policy_input_text, to_autoui
+    from eval.tasks import load_task_set
+
+    rng = np.random.default_rng(seed)
+    tasks = load_task_set("webshop", "train")
+    texts, targets = [], []
+    for _ in range(n):
+        task = tasks[int(rng.integers(len(tasks)))]
+        moves = [
+            Action.tap(0.06, 0.47),
+            Action.type(getattr(task.goal, "site", "ebay.com")),
+            Action.enter(),
+            Action.tap(round(float(rng.random()), 2), round(float(rng.random()), 2)),
+            Action.type(getattr(task.goal, "query", "razer kraken")),
+        ]
+        k = int(rng.integers(1, len(moves)))
+        texts.append(policy_input_text([moves[k - 1]], task.instruction))
+        targets.append(to_autoui(moves[k]))
+    return texts, targets
+
+
+def micro(steps: int, states: int, seed: int) -> dict[str, object]:
+    from digiq.models.policy import PolicyModel, policy_corpus
+
+    torch.manual_seed(seed)
+    tick = time.perf_counter()
+    corpus = policy_corpus()
+    model = PolicyModel.from_preset("tiny", corpus=corpus)
+    build_s = time.perf_counter() - tick
+    cfg = model.config
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 255, (64, cfg.image_height, cfg.image_width, 3), dtype=np.uint8)
+    texts, targets = _examples(64, seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+
+    def step(i: int) -> None:
+        idx = rng.integers(0, 64, 32)
+        batch = model.prepare(model.pixels_from_array(frames[idx]), [texts[j] for j in idx])
+        loss = model.loss(batch, [targets[j] for j in idx], [1.0] * 32, clamp=False)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for i in range(3):
+        step(i)
+    tick = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    train_s = time.perf_counter() - tick
+
+    model.eval()
+    batches = max(1, states // 8)
+    tick = time.perf_counter()
+    valid = 0
+    for b in range(batches):
+        idx = np.arange(b * 8, b * 8 + 8) % 64
+        batch = model.prepare(model.pixels_from_array(frames[idx]), [texts[j] for j in idx])
+        rows = model.sample(batch, n=16, temperature=1.2, seed=b)
+        valid += sum(1 for row in rows for text, _ in row if text.startswith("Action Plan"))
+    sample_s = time.perf_counter() - tick
+
+    screen = rng.integers(0, 255, (2280, 1080, 3), dtype=np.uint8)
+    model.greedy([screen], [texts[0]])
+    tick = time.perf_counter()
+    for j in range(5):
+        model.greedy([screen], [texts[j]])
+    act_s = (time.perf_counter() - tick) / 5
+    return {
+        "parameters": model.num_parameters,
+        "precision": model.precision.name,
+        "threads": torch.get_num_threads(),
+        "tokenizer": model.tokenizer_stats,
+        "build_s": round(build_s, 2),
+        "train_steps_per_s": round(steps / train_s, 3),
+        "train_examples_per_s": round(32 * steps / train_s, 1),
+        "sample_states_per_s_n16_t1.2": round(batches * 8 / sample_s, 3),
+        "sample_sequences_per_s": round(batches * 8 * 16 / sample_s, 1),
+        "act_greedy_full_res_ms": round(act_s * 1000, 1),
+        "note": "untrained weights: sampled strings run to max_target_tokens, so sampling "
+        "figures are a lower bound for a trained policy (which stops at EOS)",
+        "valid_fraction_untrained": round(valid / (batches * 8 * 16), 3),
+    }
+
+
+def _run(cmd: list[str], log: Path, timeout: int) -> tuple[float, str]:
+    tick = time.perf_counter()
+    with open(log, "w") as fh:
+        proc = subprocess.run(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=fh, text=True, timeout=timeout
+        )
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}; see {log}")
+    return time.perf_counter() - tick, proc.stdout
+
+
+def experiment(args: argparse.Namespace) -> dict[str, object]:
+    work = Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    data, run = work / "data", work / "bp"
+    env_note = "HF_HUB_OFFLINE=1"
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    commands = {
+        "collect": [
+            PY, "-m", "digiq.collect_cli", "--task-set", "webshop", "--split", "train",
+            "--episodes", str(args.episodes), "--noise", "0.3", "--devices", "sim:2",
+            "--autorater", "rules", "--image-format", "webp", "--out", str(data), "--json",
+            "--no-progress", *(["--resume"] if (data / "manifest.json").exists() else []),
+        ],
+        "train": [
+            PY, "-m", "digiq.train_cli", "bc", "--data", str(data), "--out", str(run),
+            "--steps", str(args.bc_steps), "--batch-size", "32", "--seed", str(args.seed),
+            "--no-progress", "--json",
+        ],
+    }  # fmt: skip
+    out: dict[str, object] = {"work": str(work)}
+    collect_s, collect_out = _run(commands["collect"], work / "collect.log", 3600)
+    collected = json.loads(collect_out[collect_out.index("{") :])
+    out["data"] = {
+        "episodes": collected["dataset"]["episodes"],
+        "transitions": collected["dataset"]["transitions"],
+        "scripted_success": collected["successes"],
+        "collect_s": round(collect_s, 1),
+    }
+    train_s, train_out = _run(commands["train"], work / "train.log", 7200)
+    record = json.loads(train_out[train_out.index("{") :])["stages"]["bc"]
+    metrics = record["metrics"]
+    out["train"] = {
+        "wall_s": round(record["wall_s"], 1),
+        "train_s": round(metrics["train_seconds_this_call"], 1),
+        "steps": metrics["step"],
+        "steps_per_s": round(metrics["steps_per_s"], 3),
+        "parameters": metrics["num_parameters"],
+        "val_action_match": metrics.get("val/action_match"),
+        "val_text_match": metrics.get("val/text_match"),
+        "peak_rss_mb": round(record["peak_rss_mb"], 1),
+    }
+    evals = {}
+    for label, spec in (("greedy", f"{run}?greedy"), ("t0.8", str(run))):
+        cmd = [
+            PY, "-c", EVAL, "--task-set", "webshop", "--split", "test", "--num-tasks",
+            str(args.eval_tasks), "--seeds", str(args.seeds), "--agent", spec, "--devices",
+            "sim:2", "--autorater", "rules", "--out", str(work / f"eval-{label}"), "--json",
+            "--no-progress",
+        ]  # fmt: skip
+        commands[f"eval_{label}"] = cmd
+        wall, text = _run(cmd, work / f"eval-{label}.log", 3600)
+        summary = json.loads(text[text.index("{") :])
+        evals[label] = {
+            "episodes": summary.get("episodes"),
+            "successes": summary.get("successes"),
+            "success_rate": summary.get("success_rate"),
+            "ci95": summary.get("ci95") or summary.get("success_ci"),
+            "by_goal_kind": summary.get("by_goal_kind") or summary.get("per_goal_kind"),
+            "wall_s": round(wall, 1),
+        }
+    out["eval"] = evals
+    out["commands"] = {k: " ".join(v) for k, v in commands.items()}
+    out["env"] = env_note
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps")
+    parser.add_argument("--states", type=int, default=32, help="states to sample for (N=16)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--experiment", action="store_true", help="run the end-to-end experiment")
+    parser.add_argument("--work", default="runs/bench-policy", help="experiment folder")
+    parser.add_argument("--episodes", type=int, default=240)
+    parser.add_argument("--bc-steps", type=int, default=900)
+    parser.add_argument("--eval-tasks", type=int, default=24)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--skip-micro", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    result: dict[str, object] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
+    if not args.skip_micro:
+        result["micro"] = micro(args.steps, args.states, args.seed)
+    if args.experiment:
+        result["experiment"] = experiment(args)
+    print(json.dumps(result, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1215 @@
+"""The AutoUI-style policy: a T5 encoder-decoder reading the screen and writing AutoUI actions.
+
+AutoUI-Base (the behaviour policy of DigiRL / Digi-Q) is a T5 encoder-decoder whose encoder
+input is the text ``"Previous Actions: <last action> Goal: <task>"`` with an image feature of
+the screenshot fused in; its decoder writes an AutoUI action string
+(``Action Plan: [...] ; Action Decision: "action_type": ...``). :class:`PolicyModel` is that
+model, either built from config (the ``tiny`` preset, CPU-sized) or loaded from a local T5
+checkpoint (``local_files_only``, never a download, never a fallback).
+
+Architecture (why each piece is there):
+
+* Screen -> encoder tokens. ``image_mode="grid-cnn"`` (tiny preset): the screenshot is resized
+  to ``image_width`` x ``image_height`` (96 x 192, portrait) and a 4-stage stride-2 CNN turns
+  it into a grid of patch features (12 rows x 6 columns = 72 tokens for 96 x 192), projected to
+  ``d_model`` with learned row and column embeddings added, and PREPENDED to the text token
+  embeddings. It trains end to end with the policy, so the decoder can find WHERE to tap by
+  cross-attending to the patch that holds the target (T5's relative position bias is 1-D and
+  cannot say where a patch is, hence the 2-D embeddings). ``image_mode="frozen"`` (real
+  presets): a frozen encoder from :mod:`digiq.models.image_encoder` (BLIP-2 pooled features as
+  published, or the seeded small CNN) gives one vector per screen, linearly projected to
+  ``image_tokens`` encoder tokens, which is how AutoUI fuses its BLIP-2 feature.
+* Copying typed text (``copy=True``). Typed text (a site, a search query) must be copied from
+  the goal, including queries never seen in training. A pointer-generator head (See et al.,
+  2017) mixes T5's vocabulary distribution with a copy distribution over the goal's tokens:
+  ``p(w) = g * softmax(lm_logits)(w) + (1 - g) * sum_{s: x_s = w} attn(s)``, where ``attn`` is
+  a single-head attention from the decoder state to the encoder's TEXT positions and the gate
+  ``g`` is a sigmoid of [decoder state, attended context]. The copy attention's query and keys
+  also get "shifted-token" terms, initialised to the identity: the embedding of the last token
+  WRITTEN against the embedding of the token BEFORE each input position, so "copy the token
+  that follows the one just copied" (sequential copying of an unseen multi-token query) is the
+  starting point rather than something to discover. The model's ``logits`` are then
+  ``log p`` (already normalised), so generation, temperature and teacher forcing treat it like
+  any T5. Input and output embeddings are tied (T5's default).
+* Tokenizer. A byte-level BPE trained with :func:`digiq.models.train_tokenizer` on AutoUI
+  strings of every action type (the data's coordinates and typed texts, random ones) and policy
+  input texts, then made copy-friendly: the pre-tokenizer splits letter runs (with their
+  leading space), single digits and single punctuation characters, and has no ``'s``
+  contraction rule, so a quoted query is the same token sequence in the goal and in
+  ``typed_text`` whichever quote character opens it (``'samsung`` would otherwise become
+  ``'s`` + ``amsung``), and every word after the first is one ``" word"`` unit, which keeps
+  sequential copying unambiguous (a separate space token would be followed by a different
+  word at every position). The constant parts of AutoUI
+  strings are added tokens (e.g. the whole ``Action Plan: [DUAL_POINT] ; Action Decision:
+  "action_type": "DUAL_POINT", "touch_point": "[`` prefix, or a complete PRESS_BACK string), and
+  so are the 101 coordinates at 2 decimals (``0.1200``): a tap at 2 decimals is 11 tokens,
+  PRESS_BACK is one.
+* Coordinates for the tiny preset. The AutoUI format is unchanged (4 decimals), but training
+  TARGETS (and the previous actions in the input text) have their coordinates rounded to
+  ``round_coordinates`` = 2 decimals (``[0.1200, 0.5600]``): the last two digits are then
+  constant, the model spends its capacity on the two that matter, and 0.01 of the screen is
+  far below the 0.14 AitW match radius and the size of any tappable element. Real presets
+  keep 4 decimals (``round_coordinates=None``).
+
+API: :meth:`PolicyModel.build` / :meth:`from_preset`, :meth:`load`, :meth:`save`,
+:meth:`prepare`, :meth:`token_logprobs`, :meth:`sequence_logprobs`, :meth:`loss`,
+:meth:`sample`, :meth:`greedy`, :meth:`input_text`, :meth:`target_text`.
+
+Log-probabilities returned by :meth:`sample` and :meth:`greedy` are those of the returned
+STRING under the policy at temperature 1 (``log pi(a | s)``, no clamp), computed by a second,
+teacher-forced pass over the string's canonical tokenization: exactly what
+:meth:`sequence_logprobs` gives for that string, whatever token path the sampler took.
+
+Saved folder (:meth:`save`): ``model.safetensors`` (every trainable weight: T5, image encoder,
+projections, copy head), ``t5_config.json``, the tokenizer files and ``digiq_policy.json``
+(format, preset, the :class:`PolicyConfig`, image size, max lengths, tokenizer figures).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from android.actions import (
+    Action,
+    ActionType,
+    parse_autoui,
+    policy_input_text,
+    to_autoui,
+    to_autoui_decision,
+)
+from digiq.device_utils import Precision, select_precision
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "POLICY_JSON",
+    "POLICY_FORMAT",
+    "PolicyConfig",
+    "PolicyBatch",
+    "PolicyModel",
+    "ImageLike",
+    "round_action",
+    "policy_corpus",
+    "build_policy_tokenizer",
+    "autoui_added_tokens",
+    "coordinate_tokens",
+    "screen_pixels",
+    "is_policy_dir",
+]
+
+POLICY_JSON = "digiq_policy.json"
+POLICY_FORMAT = "digiq-policy-1"
+WEIGHTS_FILE = "model.safetensors"
+T5_CONFIG_FILE = "t5_config.json"
+IMAGE_MODES = ("grid-cnn", "frozen")
+ImageLike = Image.Image | np.ndarray
+
+# Letter runs, digit runs and single punctuation characters, each with its leading space if
+# any; other whitespace one character at a time. No contraction rule ('s, 't...).
+# Coordinates at 2 decimals ("0.0000", "0.0100" ... "1.0000") are added tokens (see below).
+PRE_TOKENIZER_PATTERN = r" ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]|\s"
+_PIXEL_MEAN = 0.5
+_PIXEL_STD = 0.25
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PolicyConfig:
+    """Everything needed to rebuild a :class:`PolicyModel` (stored in ``digiq_policy.json``).
+
+    T5 sizes (``d_model`` ... ``num_heads``) are used when building from config; a loaded T5
+    checkpoint (``t5_path``) brings its own. ``image_mode``: "grid-cnn" (trained CNN patch
+    tokens) or "frozen" (``frozen_image`` = an ``ImageFeatureSpec`` as a dict, projected to
+    ``image_tokens`` tokens). ``round_coordinates``: decimals of the coordinates in training
+    targets and in the previous actions of the input text (None: keep 4).
+    """
+
+    preset: str = "tiny"
+    d_model: int = 128
+    d_ff: int = 256
+    num_layers: int = 3
+    num_decoder_layers: int = 3
+    num_heads: int = 4
+    d_kv: int = 32
+    dropout: float = 0.0
+    vocab_size: int = 1024
+    t5_path: str | None = None
+    image_mode: str = "grid-cnn"
+    image_width: int = 96
+    image_height: int = 192
+    cnn_channels: tuple[int, ...] = (48, 96, 128)
+    frozen_image: dict[str, Any] | None = None
+    image_tokens: int = 4
+    copy: bool = True
+    max_input_tokens: int = 160
+    max_target_tokens: int = 48
+    round_coordinates: int | None = 2
+    history: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.cnn_channels = tuple(int(c) for c in self.cnn_channels)
+        if self.image_mode not in IMAGE_MODES:
+            raise ValueError(
+                f"PolicyConfig.image_mode must be one of {IMAGE_MODES}, got {self.image_mode!r}"
+            )
+        if self.image_mode == "frozen" and not self.frozen_image:
+            raise ValueError("PolicyConfig.image_mode 'frozen' needs frozen_image (a spec dict)")
+        stride = self.cnn_stride
+        if self.image_mode == "grid-cnn" and (
+            self.image_width % stride or self.image_height % stride
+        ):
+            raise ValueError(
+                f"image {self.image_width}x{self.image_height} must be a multiple of {stride} "
+                f"(the CNN's total stride with {len(self.cnn_channels)} stages)"
+            )
+        for name in ("d_model", "num_layers", "num_heads", "d_kv", "image_tokens", "history"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"PolicyConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_input_tokens < 8 or self.max_target_tokens < 8:
+            raise ValueError("PolicyConfig.max_input_tokens / max_target_tokens must be >= 8")
+        if self.round_coordinates is not None and not 1 <= self.round_coordinates <= 4:
+            raise ValueError(
+                f"PolicyConfig.round_coordinates must be 1..4 or None, got {self.round_coordinates}"
+            )
+
+    @property
+    def cnn_stride(self) -> int:
+        """Total stride of the grid CNN: 4 (patchify stage) x 2 per further stage."""
+        return 4 * 2 ** (len(self.cnn_channels) - 1)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, columns) of the CNN patch grid."""
+        stride = self.cnn_stride
+        return self.image_height // stride, self.image_width // stride
+
+    @property
+    def num_image_tokens(self) -> int:
+        if self.image_mode == "grid-cnn":
+            rows, cols = self.grid
+            return rows * cols
+        return self.image_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["cnn_channels"] = list(self.cnn_channels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown PolicyConfig fields {unknown}")
+        return cls(**data)
+
+
+def is_policy_dir(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` holds a saved policy (its ``digiq_policy.json``)."""
+    return (Path(path) / POLICY_JSON).is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# Text: coordinates, corpus, tokenizer
+# ---------------------------------------------------------------------------------------------
+
+
+def round_action(action: Action, decimals: int | None) -> Action:
+    """``action`` with its DUAL_POINT coordinates rounded to ``decimals`` (None: unchanged)."""
+    if decimals is None or action.action_type is not ActionType.DUAL_POINT:
+        return action
+    assert action.touch_yx is not None and action.lift_yx is not None
+    touch = (round(action.touch_yx[0], decimals), round(action.touch_yx[1], decimals))
+    lift = (round(action.lift_yx[0], decimals), round(action.lift_yx[1], decimals))
+    return Action.swipe(touch, lift)
+
+
+_TYPE_NAMES = {
+    ActionType.DUAL_POINT: "DUAL_POINT",
+    ActionType.TYPE: "TYPE",
+    ActionType.PRESS_BACK: "PRESS_BACK",
+    ActionType.PRESS_HOME: "PRESS_HOME",
+    ActionType.PRESS_ENTER: "PRESS_ENTER",
+    ActionType.STATUS_TASK_COMPLETE: "STATUS_TASK_COMPLETE",
+    ActionType.STATUS_TASK_IMPOSSIBLE: "TASK_IMPOSSIBLE",
+}
+
+
+_MARK = "QQMARKQQ"
+
+
+def autoui_added_tokens() -> list[str]:
+    """The constant chunks of AutoUI strings that become single tokens (longest first).
+
+    Derived from :func:`android.actions.to_autoui` itself (so they cannot drift from the
+    format): for each action type the full string (or its constant prefix, for DUAL_POINT and
+    TYPE), with and without the ``Action Plan`` part (previous actions are written without it),
+    plus the two constant joints of a DUAL_POINT.
+    """
+    marker_y, marker_x = 0.1234, 0.5678
+    tap = Action.tap(marker_y, marker_x)
+    tap_full = to_autoui(tap)
+    point = f"{marker_y:.4f}, {marker_x:.4f}"
+    first = tap_full.index(point)
+    second = tap_full.index(point, first + len(point))
+    typed = to_autoui(Action.type(_MARK))
+    chunks = {
+        tap_full[:first],
+        tap_full[first + len(point) : second],
+        tap_full[second + len(point) :],
+        typed[: typed.index(_MARK)],
+    }
+    decision = to_autoui_decision(tap)
+    chunks.add(decision[: decision.index(point)])
+    typed_decision = to_autoui_decision(Action.type(_MARK))
+    chunks.add(typed_decision[: typed_decision.index(_MARK)])
+    for kind in (
+        ActionType.PRESS_BACK,
+        ActionType.PRESS_HOME,
+        ActionType.PRESS_ENTER,
+        ActionType.STATUS_TASK_COMPLETE,
+        ActionType.STATUS_TASK_IMPOSSIBLE,
+    ):
+        action = Action(kind)
+        chunks.add(to_autoui(action))
+        chunks.add(to_autoui_decision(action))
+    return sorted(chunks, key=lambda c: (-len(c), c))
+
+
+def coordinate_tokens() -> list[str]:
+    """The 101 coordinates at 2 decimals as AutoUI writes them ("0.0000" ... "1.0000"): one
+    token each, so a point is two tokens and "where to tap" is a choice among 101 values per
+    axis. Any other value (4 decimals) is still written digit run by digit run."""
+    return [f"{k / 100:.4f}" for k in range(101)]
+
+
+def _random_action(rng: random.Random, texts: Sequence[str], decimals: int | None) -> Action:
+    kind = rng.random()
+    if kind < 0.45:
+        return round_action(Action.tap(rng.random(), rng.random()), decimals or 4)
+    if kind < 0.55:
+        a, b = (rng.random(), rng.random()), (rng.random(), rng.random())
+        return round_action(Action.swipe(a, b), decimals or 4)
+    if kind < 0.75:
+        return Action.type(rng.choice(texts) if texts else "search")
+    return Action(
+        rng.choice(
+            [
+                ActionType.PRESS_BACK,
+                ActionType.PRESS_HOME,
+                ActionType.PRESS_ENTER,
+                ActionType.STATUS_TASK_COMPLETE,
+                ActionType.STATUS_TASK_IMPOSSIBLE,
+            ]
+        )
+    )
+
+
+def _default_goals() -> list[str]:
+    try:
+        from eval.tasks import load_task_set
+    except ImportError:  # pragma: no cover - eval is part of the project
+        return []
+    goals: list[str] = []
+    for task_set in ("webshop", "general"):
+        goals.extend(t.instruction for t in load_task_set(task_set, "train"))
+    return goals
+
+
+def policy_corpus(
+    goals: Iterable[str] = (),
+    actions: Iterable[str] = (),
+    *,
+    size: int = 4000,
+    seed: int = 0,
+    include_task_sets: bool = True,
+) -> list[str]:
+    """Texts the policy tokenizer is trained on: AutoUI strings and policy input texts.
+
+    ``goals``: instructions of the data (the train task lists are added when
+    ``include_task_sets``); ``actions``: AutoUI strings of the data (their coordinates and typed
+    texts). Added: ``size`` random actions of every type (coordinates at 2 and 4 decimals,
+    typed texts taken from the goals' quoted queries and sites) and input texts pairing them
+    with goals. Deterministic for a given input and ``seed``.
+    """
+    goal_list = sorted(set(goals))
+    if include_task_sets:
+        goal_list = sorted(set(goal_list) | set(_default_goals()))
+    typed: list[str] = []
+    for goal in goal_list:
+        for quote in ('"', "'"):
+            parts = goal.split(quote)
+            typed.extend(parts[1::2])
+        typed.extend(w.strip(",.") for w in goal.split() if "." in w.strip(",."))
+    typed = sorted(set(t for t in typed if t))
+    rng = random.Random(seed)
+    out = list(actions)
+    for i in range(size):
+        action = _random_action(rng, typed, 2 if i % 2 else 4)
+        out.append(to_autoui(action))
+        if goal_list:
+            out.append(policy_input_text([action], rng.choice(goal_list)))
+    out.extend(goal_list)
+    return out
+
+
+def build_policy_tokenizer(corpus: Sequence[str], vocab_size: int = 1024) -> Any:
+    """A copy-friendly tokenizer for the policy (see the module docstring).
+
+    Trained with :func:`digiq.models.train_tokenizer` on ``corpus``, then given the project's
+    pre-tokenizer (letter runs, single digits, single punctuation characters, each with its
+    leading space; no contraction rule) and the AutoUI constant chunks as added tokens.
+    """
+    from tokenizers import AddedToken, Regex, pre_tokenizers
+
+    from digiq.models.tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer(list(corpus), vocab_size=vocab_size)
+    tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRE_TOKENIZER_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    chunks = autoui_added_tokens() + coordinate_tokens()
+    tokenizer.add_tokens(
+        [AddedToken(chunk, normalized=False, special=False, single_word=False) for chunk in chunks]
+    )
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+# ---------------------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------------------
+
+
+def screen_pixels(image: ImageLike, width: int, height: int) -> np.ndarray:
+    """A screenshot resized to ``width`` x ``height`` (``(H, W, 3)`` uint8), the one resize
+    used in training and at inference (PIL bilinear with a box pre-reduction: fast on
+    full-resolution frames and free of aliasing)."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] < 3:
+            raise ValueError(
+                f"screenshots must be (H, W, 3) uint8 arrays, got {image.shape} {image.dtype}"
+            )
+        if image.shape[0] == height and image.shape[1] == width:
+            return np.ascontiguousarray(image[:, :, :3])
+        pil = Image.fromarray(np.ascontiguousarray(image[:, :, :3]))
+    elif isinstance(image, Image.Image):
+        pil = image.convert("RGB")
+    else:
+        raise ValueError(
+            f"screenshots must be PIL images or (H, W, 3) uint8 arrays, got {type(image).__name__}"
+        )
+    if pil.size != (width, height):
+        pil = pil.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(pil, dtype=np.uint8)
+
+
+class GridCNN(nn.Module):
+    """Stride-2 conv stages over the resized screen -> ``[B, rows * cols, d_model]`` tokens with
+    learned row / column embeddings (row-major order: top-left patch first)."""
+
+    def __init__(self, channels: Sequence[int], d_model: int, grid: tuple[int, int]) -> None:
+        super().__init__()
+        # First stage: a 4x4 stride-4 patchify conv (as cheap as two stride-2 stages on the
+        # full-resolution input, where a CNN spends most of its time); then stride-2 stages.
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, channels[0], 4, stride=4),
+            nn.GroupNorm(min(8, channels[0]), channels[0]),
+            nn.GELU(),
+        ]
+        cin = channels[0]
+        for cout in channels[1:]:
+            layers += [
+                nn.Conv2d(cin, cout, 3, stride=2, padding=1),
+                nn.GroupNorm(min(8, cout), cout),
+                nn.GELU(),
+                nn.Conv2d(cout, cout, 3, padding=1),
+                nn.GELU(),
+            ]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.proj = nn.Linear(cin, d_model)
+        rows, cols = grid
+        self.row_embed = nn.Parameter(torch.randn(rows, 1, d_model) * 0.5)
+        self.col_embed = nn.Parameter(torch.randn(1, cols, d_model) * 0.5)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        feats = self.features(pixels)  # [B, C, rows, cols]
+        tokens = self.proj(feats.permute(0, 2, 3, 1))  # [B, rows, cols, D]
+        tokens = tokens + self.row_embed + self.col_embed
+        return tokens.flatten(1, 2)
+
+
+class FrozenImageTokens(nn.Module):
+    """A frozen pooled image feature projected to ``num_tokens`` encoder tokens (AutoUI's
+    BLIP-2 fusion); only the projection trains."""
+
+    def __init__(self, feature_dim: int, d_model: int, num_tokens: int) -> None:
+        super().__init__()
+        self.num_tokens = num_tokens
+        self.proj = nn.Linear(feature_dim, d_model * num_tokens)
+        self.norm = nn.LayerNorm(feature_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        out = self.proj(self.norm(features))
+        return out.view(features.shape[0], self.num_tokens, -1)
+
+
+# ---------------------------------------------------------------------------------------------
+# T5 with a copy head
+# ---------------------------------------------------------------------------------------------
+
+
+def _pointer_t5_class() -> type:
+    """``T5ForConditionalGeneration`` with the pointer-generator head (built lazily: importing
+    this module must not import transformers)."""
+    from transformers import T5ForConditionalGeneration
+    from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+
+    class PointerT5(T5ForConditionalGeneration):
+        """T5 whose ``forward`` may mix in a copy distribution (``copy_ids`` given)."""
+
+        def __init__(self, config: Any) -> None:
+            super().__init__(config)
+            d = config.d_model
+            self.copy_query = nn.Linear(d, d, bias=False)
+            self.copy_key = nn.Linear(d, d, bias=False)
+            # "Shifted-token" terms: the last OUTPUT token's embedding against the embedding of
+            # the token BEFORE each input position, both initialised to the identity, so that
+            # "copy the token that follows the one just written" is the starting behaviour.
+            self.copy_prev_query = nn.Linear(d, d, bias=False)
+            self.copy_prev_key = nn.Linear(d, d, bias=False)
+            self.copy_gate = nn.Linear(2 * d, 1)
+            with torch.no_grad():
+                self.copy_gate.bias.fill_(1.0)  # start mostly generating
+                self.copy_prev_query.weight.copy_(torch.eye(d))
+                self.copy_prev_key.weight.copy_(torch.eye(d))
+
+        def forward(  # type: ignore[override]
+            self,
+            input_ids: torch.Tensor | None = None,
+            attention_mask: torch.Tensor | None = None,
+            decoder_input_ids: torch.Tensor | None = None,
+            decoder_attention_mask: torch.Tensor | None = None,
+            encoder_outputs: Any = None,
+            past_key_values: Any = None,
+            inputs_embeds: torch.Tensor | None = None,
+            decoder_inputs_embeds: torch.Tensor | None = None,
+            labels: torch.Tensor | None = None,
+            use_cache: bool | None = None,
+            copy_ids: torch.Tensor | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            if encoder_outputs is None:
+                encoder_outputs = self.encoder(
+                    input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds
+                )
+            elif not isinstance(encoder_outputs, BaseModelOutput):
+                encoder_outputs = BaseModelOutput(last_hidden_state=encoder_outputs[0])
+            enc = encoder_outputs.last_hidden_state
+            if labels is not None and decoder_input_ids is None:
+                decoder_input_ids = self._shift_right(labels)
+            dec = self.decoder(
+                input_ids=decoder_input_ids,
+                attention_mask=decoder_attention_mask,
+                inputs_embeds=decoder_inputs_embeds,
+                past_key_values=past_key_values,
+                encoder_hidden_states=enc,
+                encoder_attention_mask=attention_mask,
+                use_cache=use_cache,
+            )
+            hidden = dec[0]
+            out = hidden * (self.model_dim**-0.5) if self.config.scale_decoder_outputs else hidden
+            logits = self.lm_head(out)
+            if copy_ids is not None:
+                logits = self._mix_copy(logits, hidden, enc, copy_ids, decoder_input_ids)
+            return Seq2SeqLMOutput(
+                logits=logits,
+                past_key_values=dec.past_key_values,
+                encoder_last_hidden_state=enc,
+            )
+
+        def _mix_copy(
+            self,
+            logits: torch.Tensor,
+            hidden: torch.Tensor,
+            enc: torch.Tensor,
+            copy_ids: torch.Tensor,
+            decoder_input_ids: torch.Tensor | None,
+        ) -> torch.Tensor:
+            # copy_ids [B, S, 2]: per encoder position the token id (-1 where nothing may be
+            # copied: image tokens, padding) and the id of the token before it. Computed in
+            # fp32 (autocast off) for a stable log of a mixture.
+            with torch.autocast(device_type=logits.device.type, enabled=False):
+                return self._mix_copy_fp32(logits, hidden, enc, copy_ids, decoder_input_ids)
+
+        def _mix_copy_fp32(
+            self,
+            logits: torch.Tensor,
+            hidden: torch.Tensor,
+            enc: torch.Tensor,
+            copy_ids: torch.Tensor,
+            decoder_input_ids: torch.Tensor | None,
+        ) -> torch.Tensor:
+            logits = logits.float()
+            hidden, enc = hidden.float(), enc.float()
+            token_ids, prev_ids = copy_ids[..., 0], copy_ids[..., 1]
+            q = self.copy_query(hidden)
+            k = self.copy_key(enc)
+            if decoder_input_ids is not None:
+                embed = self.get_input_embeddings()
+                q = q + self.copy_prev_query(embed(decoder_input_ids).float())
+                k = k + self.copy_prev_key(embed(prev_ids.clamp(min=0)).float())
+            scores = torch.einsum("btd,bsd->bts", q, k) / math.sqrt(q.shape[-1])
+            allowed = (token_ids >= 0).unsqueeze(1)
+            scores = scores.masked_fill(~allowed, float("-inf"))
+            attn = torch.softmax(scores, dim=-1)
+            attn = torch.nan_to_num(attn, nan=0.0)  # rows with nothing to copy
+            context = torch.einsum("bts,bsd->btd", attn, enc)
+            gate = torch.sigmoid(self.copy_gate(torch.cat([hidden, context], dim=-1)))
+            has_copy = allowed.any(dim=-1, keepdim=True).float()  # [B, 1, 1]
+            gate = gate * has_copy + (1.0 - has_copy)
+            vocab = torch.softmax(logits, dim=-1)
+            copy = torch.zeros_like(vocab)
+            index = token_ids.clamp(min=0).unsqueeze(1).expand(-1, attn.shape[1], -1)
+            copy.scatter_add_(-1, index, attn)
+            mix = gate * vocab + (1.0 - gate) * copy
+            return torch.log(mix.clamp(min=1e-12))
+
+    return PointerT5
+
+
+class PolicyNet(nn.Module):
+    """The trainable modules of a policy (T5 + copy head, image tokens) and its forward pass.
+
+    ``forward`` returns the per-token log-probabilities of target sequences by teacher
+    forcing, so a trainer can wrap this module (``accelerate`` / DDP) and still call the whole
+    computation through the wrapper.
+    """
+
+    def __init__(
+        self, t5: nn.Module, image: nn.Module, *, copy: bool, pad_id: int, eos_id: int
+    ) -> None:
+        super().__init__()
+        self.t5 = t5
+        self.image = image
+        self.copy = copy
+        self.pad_id = pad_id
+        self.eos_id = eos_id
+
+    def encode(
+        self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
+        """(encoder outputs, encoder mask, copy ids): image tokens prepended to the text."""
+        from transformers.modeling_outputs import BaseModelOutput
+
+        text_embeds = self.t5.get_input_embeddings()(input_ids)
+        image_tokens = self.image(pixels).to(text_embeds.dtype)
+        embeds = torch.cat([image_tokens, text_embeds], dim=1)
+        b, k = image_tokens.shape[:2]
+        image_mask = torch.ones(b, k, dtype=attention_mask.dtype, device=attention_mask.device)
+        mask = torch.cat([image_mask, attention_mask], dim=1)
+        enc = self.t5.encoder(inputs_embeds=embeds, attention_mask=mask)
+        copy_ids = None
+        if self.copy:
+            no_copy = torch.full((b, k), -1, dtype=torch.long, device=input_ids.device)
+            text_ids = input_ids.masked_fill(attention_mask == 0, -1)
+            text_ids = text_ids.masked_fill(text_ids == self.eos_id, -1)
+            tokens = torch.cat([no_copy, text_ids], dim=1)
+            before = torch.full_like(input_ids[:, :1], self.pad_id)
+            prev_text = torch.cat([before, input_ids[:, :-1]], dim=1)
+            prev = torch.cat([torch.full_like(no_copy, self.pad_id), prev_text], dim=1)
+            copy_ids = torch.stack([tokens, prev], dim=-1)
+        return BaseModelOutput(last_hidden_state=enc.last_hidden_state), mask, copy_ids
+
+    def forward(
+        self,
+        pixels: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> torch.Tensor:
+        """``[B, T]`` log pi of each label token (0 on padding, i.e. where labels == pad)."""
+        enc, enc_mask, copy_ids = self.encode(pixels, input_ids, attention_mask)
+        out = self.t5(
+            encoder_outputs=enc,
+            attention_mask=enc_mask,
+            decoder_input_ids=self.t5._shift_right(labels),
+            copy_ids=copy_ids,
+            use_cache=False,
+        )
+        logp = torch.log_softmax(out.logits.float(), dim=-1)
+        token_logp = logp.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        return token_logp * (labels != self.pad_id).to(token_logp.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# The policy
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PolicyBatch:
+    """Model inputs for a batch of states (see :meth:`PolicyModel.prepare`).
+
+    ``pixels``: ``[B, 3, H, W]`` normalised screens (grid-cnn) or ``[B, F]`` frozen features;
+    ``input_ids`` / ``attention_mask``: ``[B, S]`` text tokens (right-padded).
+    """
+
+    pixels: torch.Tensor
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    input_texts: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def to(self, device: torch.device | str) -> PolicyBatch:
+        return PolicyBatch(
+            self.pixels.to(device),
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.input_texts,
+        )
+
+    def repeat(self, n: int) -> PolicyBatch:
+        """Each state ``n`` times in a row (state-major), for scoring n candidates each."""
+        return PolicyBatch(
+            self.pixels.repeat_interleave(n, 0),
+            self.input_ids.repeat_interleave(n, 0),
+            self.attention_mask.repeat_interleave(n, 0),
+            [t for t in self.input_texts for _ in range(n)],
+        )
+
+
+class PolicyModel:
+    """An AutoUI-style policy (see the module docstring): build, train through :meth:`loss`,
+    act through :meth:`sample` / :meth:`greedy`, persist with :meth:`save` / :meth:`load`."""
+
+    def __init__(
+        self,
+        config: PolicyConfig,
+        net: PolicyNet,
+        tokenizer: Any,
+        *,
+        precision: Precision | None = None,
+        frozen_encoder: Any = None,
+        model_id: str | None = None,
+        tokenizer_stats: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.net = net
+        self.tokenizer = tokenizer
+        self.frozen_encoder = frozen_encoder
+        num_params = sum(p.numel() for p in net.parameters())
+        self.precision = (precision or select_precision()).for_model(num_params)
+        self.net.to(self.precision.device)
+        self.model_id = model_id or uuid.uuid4().hex
+        self.tokenizer_stats = dict(tokenizer_stats or {})
+        self.pad_id = int(tokenizer.pad_token_id)
+        self.eos_id = int(tokenizer.eos_token_id)
+        #: What :meth:`token_logprobs` calls: the net itself, or a trainer's wrapper of it
+        #: (``accelerate`` / DDP), so training goes through the wrapper's forward.
+        self.forward_module: nn.Module = self.net
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        config: PolicyConfig | None = None,
+        *,
+        corpus: Sequence[str] | None = None,
+        tokenizer: Any = None,
+        device: str | torch.device | None = None,
+        precision: str = "auto",
+        **overrides: Any,
+    ) -> PolicyModel:
+        """A new policy: T5 built from ``config`` (or loaded from ``config.t5_path``), a new
+        image encoder and a tokenizer trained on ``corpus`` (default :func:`policy_corpus`)
+        unless ``tokenizer`` is given (or the T5 checkpoint has one)."""
+        from transformers import AutoTokenizer, T5Config
+
+        config = dataclasses.replace(config or PolicyConfig(), **overrides)
+        pointer_cls = _pointer_t5_class()
+        stats: dict[str, Any] = {}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            if config.t5_path is not None:
+                root = Path(config.t5_path)
+                if not root.exists():
+                    raise FileNotFoundError(
+                        f"policy T5 checkpoint path {str(root)!r} does not exist"
+                    )
+                t5 = pointer_cls.from_pretrained(root, local_files_only=True)
+                if tokenizer is None:
+                    tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
+                config = dataclasses.replace(config, d_model=int(t5.config.d_model))
+            else:
+                if tokenizer is None:
+                    texts = list(corpus) if corpus is not None else policy_corpus()
+                    tokenizer = build_policy_tokenizer(texts, vocab_size=config.vocab_size)
+                    stats = tokenizer_figures(tokenizer, texts)
+                t5_config = T5Config(
+                    vocab_size=len(tokenizer),
+                    d_model=config.d_model,
+                    d_ff=config.d_ff,
+                    d_kv=config.d_kv,
+                    num_layers=config.num_layers,
+                    num_decoder_layers=config.num_decoder_layers,
+                    num_heads=config.num_heads,
+                    dropout_rate=config.dropout,
+                    feed_forward_proj="relu",
+                    tie_word_embeddings=True,
+                    pad_token_id=int(tokenizer.pad_token_id),
+                    eos_token_id=int(tokenizer.eos_token_id),
+                    decoder_start_token_id=int(tokenizer.pad_token_id),
+                )
+                t5 = pointer_cls(t5_config)
+            if len(tokenizer) > t5.config.vocab_size:
+                t5.resize_token_embeddings(len(tokenizer))
+            image, frozen = cls._image_module(config)
+        net = PolicyNet(
+            t5,
+            image,
+            copy=config.copy,
+            pad_id=int(tokenizer.pad_token_id),
+            eos_id=int(tokenizer.eos_token_id),
+        )
+        return cls(
+            config,
+            net,
+            tokenizer,
+            precision=select_precision(device, precision),
+            frozen_encoder=frozen,
+            tokenizer_stats=stats,
+        )
+
+    @classmethod
+    def from_preset(
+        cls,
+        preset: Any = "tiny",
+        *,
+        corpus: Sequence[str] | None = None,
+        device: str | torch.device | None = None,
+        precision: str = "auto",
+        **overrides: Any,
+    ) -> PolicyModel:
+        """A new policy for a :mod:`digiq.models.presets` preset (name or ``ModelPreset``).
+
+        ``tiny``: everything from config (sizes from the preset's ``TinyT5Config``). Real
+        presets: T5 from ``policy.path`` (``--policy-path``, AutoUI-Base converted to a
+        transformers T5 folder) with a frozen image encoder from the preset's
+        ``image_features`` (``blip2`` as published, or ``small-cnn``); a missing path raises
+        :class:`~digiq.models.presets.MissingCheckpointError`.
+        """
+        from digiq.models.presets import get_preset
+
+        if isinstance(preset, str):
+            preset = get_preset(preset, require=["policy"])
+        else:
+            preset.require(["policy"])
+        spec = preset.policy
+        if spec.family != "t5":
+            raise ValueError(f"policy family {spec.family!r} is not supported (only 't5')")
+        base: dict[str, Any] = {"preset": preset.name}
+        if spec.path is not None:
+            image_spec = dataclasses.asdict(preset.image_features)
+            if image_spec["kind"] == "vlm-vision-tower":
+                raise ValueError(
+                    f"preset {preset.name!r}: the policy needs its own frozen image encoder; "
+                    "set image_features_kind=blip2 (with image_features_path=...) or small-cnn"
+                )
+            base.update(
+                t5_path=spec.path,
+                image_mode="frozen",
+                frozen_image=image_spec,
+                round_coordinates=None,
+                # frames cached at this size feed the frozen encoder (it resizes again)
+                image_width=224,
+                image_height=448,
+                # a general-purpose T5 vocabulary spells AutoUI strings in ~60+ tokens
+                max_target_tokens=128,
+            )
+        else:
+            assert spec.tiny is not None
+            tiny = spec.tiny
+            for name in ("d_model", "d_ff", "num_layers", "num_heads", "d_kv", "vocab_size"):
+                if hasattr(tiny, name):
+                    base[name] = getattr(tiny, name)
+            base["num_decoder_layers"] = getattr(tiny, "num_decoder_layers", tiny.num_layers)
+            base["seed"] = tiny.seed
+            for name in ("image_width", "image_height", "copy"):
+                if hasattr(tiny, name):
+                    base[name] = getattr(tiny, name)
+        base.update(overrides)
+        return cls.build(PolicyConfig(**base), corpus=corpus, device=device, precision=precision)
+
+    @staticmethod
+    def _image_module(config: PolicyConfig) -> tuple[nn.Module, Any]:
+        if config.image_mode == "grid-cnn":
+            return GridCNN(config.cnn_channels, config.d_model, config.grid), None
+        from digiq.models.image_encoder import build_image_encoder
+        from digiq.models.presets import ImageFeatureSpec
+
+        spec = ImageFeatureSpec(**(config.frozen_image or {}))
+        encoder = build_image_encoder(spec)
+        return FrozenImageTokens(encoder.dim, config.d_model, config.image_tokens), encoder
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
+        """Write the policy folder (weights as safetensors, tokenizer, config JSON)."""
+        from safetensors.torch import save_model
+
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        save_model(self.net, str(root / WEIGHTS_FILE))
+        (root / T5_CONFIG_FILE).write_text(json.dumps(self.net.t5.config.to_dict(), indent=1))
+        self.tokenizer.save_pretrained(root)
+        meta = {
+            "format": POLICY_FORMAT,
+            "preset": self.config.preset,
+            "config": self.config.to_dict(),
+            "image_size": [self.config.image_width, self.config.image_height],
+            "max_input_tokens": self.config.max_input_tokens,
+            "max_target_tokens": self.config.max_target_tokens,
+            "model_id": self.model_id,
+            "tokenizer": self.tokenizer_stats,
+            "num_parameters": self.num_parameters,
+            "extra": dict(extra or {}),
+        }
+        (root / POLICY_JSON).write_text(json.dumps(meta, indent=1, default=str))
+        return root
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        device: str | torch.device | None = None,
+        precision: str = "auto",
+    ) -> PolicyModel:
+        """A policy saved by :meth:`save`. A missing folder or file raises FileNotFoundError
+        naming it (never a fallback to another model)."""
+        from safetensors.torch import load_model
+        from transformers import AutoTokenizer, T5Config
+
+        root = Path(path)
+        if not root.exists():
+            raise FileNotFoundError(f"policy path {str(root)!r} does not exist")
+        meta_path = root / POLICY_JSON
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{str(root)!r} is not a saved policy (no {POLICY_JSON})")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != POLICY_FORMAT:
+            raise ValueError(f"{meta_path}: unknown policy format {meta.get('format')!r}")
+        for name in (WEIGHTS_FILE, T5_CONFIG_FILE):
+            if not (root / name).is_file():
+                raise FileNotFoundError(f"policy folder {str(root)!r} has no {name}")
+        config = PolicyConfig.from_dict(meta["config"])
+        tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
+        tokenizer.padding_side = "right"
+        t5_config = T5Config.from_dict(json.loads((root / T5_CONFIG_FILE).read_text()))
+        t5 = _pointer_t5_class()(t5_config)
+        image, frozen = cls._image_module(config)
+        net = PolicyNet(
+            t5,
+            image,
+            copy=config.copy,
+            pad_id=int(tokenizer.pad_token_id),
+            eos_id=int(tokenizer.eos_token_id),
+        )
+        missing, unexpected = load_model(net, str(root / WEIGHTS_FILE), strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"{root / WEIGHTS_FILE} does not fit the policy config: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}"
+            )
+        return cls(
+            config,
+            net,
+            tokenizer,
+            precision=select_precision(device, precision),
+            frozen_encoder=frozen,
+            model_id=meta.get("model_id"),
+            tokenizer_stats=meta.get("tokenizer"),
+        )
+
+    # -- properties ----------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.precision.device
+
+    @property
+    def num_parameters(self) -> int:
+        return int(sum(p.numel() for p in self.net.parameters()))
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        return (p for p in self.net.parameters() if p.requires_grad)
+
+    def train(self, mode: bool = True) -> PolicyModel:
+        self.net.train(mode)
+        return self
+
+    def eval(self) -> PolicyModel:
+        return self.train(False)
+
+    # -- text ----------------------------------------------------------------------------------
+    def input_text(self, previous: Sequence[Action], goal: str, history: int | None = None) -> str:
+        """The encoder text for a state: :func:`android.actions.policy_input_text` over the
+        previous actions (coordinates rounded like the training targets)."""
+        keep = self.config.history if history is None else history
+        rounded = [round_action(a, self.config.round_coordinates) for a in previous]
+        return policy_input_text(rounded, goal, keep_last=keep)
+
+    def target_text(self, action: Action | str) -> str:
+        """The training target for an action (its AutoUI string, coordinates rounded to
+        ``round_coordinates``); unparseable strings are returned unchanged."""
+        if isinstance(action, str):
+            parsed = parse_autoui(action)
+            if not parsed.is_valid:
+                return action
+            action = parsed
+        if not action.is_valid:
+            return action.raw
+        return to_autoui(round_action(action, self.config.round_coordinates))
+
+    def encode_texts(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
+        """Token ids ``[B, T]`` of ``texts`` + EOS, right-padded with the pad id (truncated to
+        ``max_length`` tokens including EOS)."""
+        rows = []
+        for text in texts:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][: max_length - 1]
+            rows.append(ids + [self.eos_id])
+        width = max((len(r) for r in rows), default=1)
+        out = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        for i, ids in enumerate(rows):
+            out[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return out
+
+    def token_count(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # -- inputs --------------------------------------------------------------------------------
+    def pixels(self, images: Sequence[ImageLike]) -> torch.Tensor:
+        """Normalised ``[B, 3, H, W]`` screens (grid-cnn) or ``[B, F]`` frozen features."""
+        if self.config.image_mode == "frozen":
+            feats = self.frozen_encoder.encode(list(images))
+            return torch.from_numpy(np.asarray(feats, np.float32))
+        arr = np.stack(
+            [screen_pixels(i, self.config.image_width, self.config.image_height) for i in images]
+        )
+        return self.pixels_from_array(arr)
+
+    def pixels_from_array(self, arr: np.ndarray) -> torch.Tensor:
+        """Model image inputs from ``[B, H, W, 3]`` uint8 frames already resized to the policy's
+        ``image_width`` x ``image_height`` (the trainers' frame cache): normalised
+        ``[B, 3, H, W]`` pixels (grid-cnn), or the frozen encoder's ``[B, F]`` features."""
+        if self.config.image_mode == "frozen":
+            feats = self.frozen_encoder.encode(list(np.ascontiguousarray(arr)))
+            return torch.from_numpy(np.asarray(feats, np.float32))
+        tensor = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float()
+        return (tensor / 255.0 - _PIXEL_MEAN) / _PIXEL_STD
+
+    def prepare(
+        self, images: Sequence[ImageLike] | torch.Tensor, input_texts: Sequence[str]
+    ) -> PolicyBatch:
+        """Model inputs for states: screenshots (or pixels from :meth:`pixels`) and their
+        input texts (from :meth:`input_text`)."""
+        if len(images) != len(input_texts):
+            raise ValueError(f"{len(images)} images but {len(input_texts)} input texts")
+        pixels = images if isinstance(images, torch.Tensor) else self.pixels(images)
+        ids = self.encode_texts(list(input_texts), self.config.max_input_tokens)
+        mask = (ids != self.pad_id).long()
+        return PolicyBatch(pixels, ids, mask, list(input_texts))
+
+    def _encode(self, batch: PolicyBatch) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
+        """(encoder outputs, encoder attention mask, copy ids) for a prepared batch."""
+        batch = batch.to(self.device)
+        return self.net.encode(batch.pixels, batch.input_ids, batch.attention_mask)
+
+    # -- scoring and training ------------------------------------------------------------------
+    def token_logprobs(
+        self, batch: PolicyBatch, target_texts: Sequence[str]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log pi of each target token [B, T], mask [B, T])`` by teacher forcing (targets
+        get EOS appended; the mask is 1 on real tokens including EOS). Runs through
+        :attr:`forward_module` (the net, or a trainer's wrapper of it)."""
+        if len(batch) != len(target_texts):
+            raise ValueError(f"{len(batch)} states but {len(target_texts)} targets")
+        labels = self.encode_texts(list(target_texts), self.config.max_target_tokens)
+        labels = labels.to(self.device)
+        mask = (labels != self.pad_id).long()
+        batch = batch.to(self.device)
+        with self.precision.autocast():
+            token_logp = self.forward_module(
+                batch.pixels, batch.input_ids, batch.attention_mask, labels
+            )
+        return token_logp.float(), mask
+
+    def sequence_logprobs(self, batch: PolicyBatch, target_texts: Sequence[str]) -> torch.Tensor:
+        """``log pi(target | state)`` per row ``[B]`` (sum over tokens incl. EOS, no clamp)."""
+        token_logp, mask = self.token_logprobs(batch, target_texts)
+        return (token_logp * mask).sum(dim=-1)
+
+    def loss(
+        self,
+        batch: PolicyBatch,
+        target_texts: Sequence[str],
+        weights: Sequence[float] | torch.Tensor,
+        *,
+        clamp: bool = True,
+    ) -> torch.Tensor:
+        """The weighted policy loss ``-mean(w * sum_t log clamp(pi_t, 0.001, 0.99))``
+        (:func:`digiq.bestofn.policy_loss`); ``clamp=False``: plain weighted NLL (what a
+        behaviour-cloning run from random init needs: at init every token has p < 0.001 under
+        a 1000-token vocabulary, where the clamp would stop all gradient)."""
+        from digiq.bestofn import policy_loss
+
+        token_logp, mask = self.token_logprobs(batch, target_texts)
+        w = torch.as_tensor(weights, dtype=torch.float32, device=self.device)
+        if clamp:
+            return policy_loss(token_logp, mask, w)
+        return -(w * (token_logp * mask).sum(dim=-1)).mean()
+
+    # -- acting --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _generate(
+        self, batch: PolicyBatch, n: int, temperature: float | None, generator_seed: int | None
+    ) -> list[list[str]]:
+        t5 = self.net.t5
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            with self.precision.autocast():
+                enc, enc_mask, copy_ids = self._encode(batch)
+            kwargs: dict[str, Any] = {
+                "encoder_outputs": enc,
+                "attention_mask": enc_mask,
+                "max_new_tokens": self.config.max_target_tokens,
+                "num_return_sequences": n,
+                "decoder_start_token_id": t5.config.decoder_start_token_id,
+                "eos_token_id": self.eos_id,
+                "pad_token_id": self.pad_id,
+            }
+            if copy_ids is not None:
+                kwargs["copy_ids"] = copy_ids
+            if temperature is None:
+                kwargs.update(do_sample=False, num_beams=1)
+            else:
+                kwargs.update(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0)
+            if generator_seed is not None:
+                torch.manual_seed(generator_seed)
+            with self.precision.autocast():
+                sequences = t5.generate(**kwargs)
+        finally:
+            self.net.train(was_training)
+        texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
+        return [texts[i * n : (i + 1) * n] for i in range(len(batch))]
+
+    @torch.no_grad()
+    def _score(self, batch: PolicyBatch, texts: list[list[str]]) -> list[list[tuple[str, float]]]:
+        n = len(texts[0]) if texts else 0
+        flat = [t for row in texts for t in row]
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            logps = self.sequence_logprobs(batch.repeat(n), flat).float().cpu().tolist()
+        finally:
+            self.net.train(was_training)
+        return [
+            [(flat[i * n + j], float(logps[i * n + j])) for j in range(n)]
+            for i in range(len(texts))
+        ]
+
+    def _as_batch(
+        self, images: Sequence[ImageLike] | PolicyBatch, input_texts: Sequence[str] | None
+    ) -> PolicyBatch:
+        if isinstance(images, PolicyBatch):
+            return images
+        if input_texts is None:
+            raise ValueError("input_texts are needed with images")
+        return self.prepare(images, input_texts)
+
+    def sample(
+        self,
+        images: Sequence[ImageLike] | PolicyBatch,
+        input_texts: Sequence[str] | None = None,
+        n: int = 1,
+        temperature: float = 1.0,
+        *,
+        seed: int | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """``n`` sampled action strings per state with ``log pi`` (temperature 1, exact; see
+        the module docstring): ``[[(text, logprob), ...n], ...B]``. ``temperature`` <= 0 means
+        greedy (n identical strings)."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        batch = self._as_batch(images, input_texts)
+        if not len(batch):
+            return []
+        temp = None if temperature is None or temperature <= 0 else temperature
+        texts = self._generate(batch, n, temp, seed)
+        return self._score(batch, texts)
+
+    def greedy(
+        self,
+        images: Sequence[ImageLike] | PolicyBatch,
+        input_texts: Sequence[str] | None = None,
+    ) -> list[tuple[str, float]]:
+        """The greedy action string per state with its ``log pi``."""
+        batch = self._as_batch(images, input_texts)
+        if not len(batch):
+            return []
+        return [row[0] for row in self._score(batch, self._generate(batch, 1, None, None))]
+
+
+def tokenizer_figures(tokenizer: Any, corpus: Sequence[str] = ()) -> dict[str, Any]:
+    """Vocabulary size and mean tokens per AutoUI string (per action type and over the AutoUI
+    strings of ``corpus``): the figures the module docstring promises."""
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    examples = {
+        "tap": to_autoui(Action.tap(0.12, 0.56)),
+        "tap_4_decimals": to_autoui(Action.tap(0.1234, 0.5678)),
+        "swipe": to_autoui(Action.swipe((0.8, 0.5), (0.2, 0.5))),
+        "type": to_autoui(Action.type("razer kraken")),
+        "press_back": to_autoui(Action.back()),
+        "status_complete": to_autoui(Action.complete()),
+    }
+    autoui = [t for t in corpus if t.startswith("Action Plan:")]
+    figures: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "added_tokens": len(autoui_added_tokens()) + len(coordinate_tokens()),
+        "tokens_per_action": {k: count(v) for k, v in examples.items()},
+        "chars_per_action": {k: len(v) for k, v in examples.items()},
+    }
+    if autoui:
+        counts = [count(t) for t in autoui[:5000]]
+        figures["mean_tokens_per_action_string"] = float(np.mean(counts))
+        figures["mean_chars_per_action_string"] = float(np.mean([len(t) for t in autoui[:5000]]))
+    return figures

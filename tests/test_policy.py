@@ -1,0 +1,282 @@
+"""The AutoUI-style policy model: tokenizer, save/load, sampling, loss numerics, learning.
+
+Everything runs on CPU with a small policy built from config (a few hundred thousand
+parameters) so the module stays fast; the training test is a real (short) optimisation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from android.actions import Action, ActionType, actions_match, parse_autoui, to_autoui
+from digiq.bestofn import policy_loss
+from digiq.models.policy import (
+    POLICY_JSON,
+    PolicyConfig,
+    PolicyModel,
+    autoui_added_tokens,
+    build_policy_tokenizer,
+    policy_corpus,
+    round_action,
+)
+from digiq.models.presets import MissingCheckpointError, get_preset
+from digiq.policy_train import augment_query, fake_query
+
+W, H = 32, 64  # toy screens; the CNN's stride is 16, so a 4 x 2 patch grid
+ROWS, COLS = 4, 2
+WORDS = [
+    "kraken", "soundcore", "toothbrush", "nutella", "headphones", "blender", "keyboard",
+    "monitor", "charger", "backpack", "sneakers", "notebook", "lantern", "kettle", "tripod",
+    "scanner", "speaker", "printer", "router", "webcam", "camera", "drone", "guitar", "helmet",
+]  # fmt: skip
+TRAIN_WORDS, TEST_WORDS = WORDS[:18], WORDS[18:]
+
+
+def small_config(**overrides: object) -> PolicyConfig:
+    base: dict[str, object] = dict(
+        d_model=64,
+        d_ff=128,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        d_kv=16,
+        image_width=W,
+        image_height=H,
+        cnn_channels=(16, 32, 32),
+        max_input_tokens=48,
+        max_target_tokens=40,
+    )
+    base.update(overrides)
+    return PolicyConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():  # type: ignore[no-untyped-def]
+    goals = [f'Search for "{w}"' for w in WORDS] + ["Tap the red square", "Go to ebay.com"]
+    return build_policy_tokenizer(
+        policy_corpus(goals, size=300, include_task_sets=False), vocab_size=600
+    )
+
+
+@pytest.fixture(scope="module")
+def policy(tokenizer) -> PolicyModel:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    return PolicyModel.build(small_config(), tokenizer=tokenizer, precision="fp32")
+
+
+def screens(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 255, (H * 4, W * 4, 3), dtype=np.uint8) for _ in range(n)]
+
+
+# ------------------------------------------------------------------------------- tokenizer
+
+
+def test_tokenizer_round_trips_autoui_strings_and_keeps_constant_parts_short(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    actions = [
+        Action.tap(0.12, 0.56),
+        Action.tap(0.1234, 0.5678),
+        Action.swipe((0.8, 0.5), (0.2, 0.5)),
+        Action.type('oral-b "pro" 1000\\x'),
+        Action.back(),
+        Action.home(),
+        Action.enter(),
+        Action.complete(),
+        Action.impossible(),
+    ]
+    for action in actions:
+        text = to_autoui(action)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert tokenizer.decode(ids) == text
+        assert parse_autoui(tokenizer.decode(ids)) == action
+    count = {
+        a.action_type: len(tokenizer(to_autoui(a), add_special_tokens=False)["input_ids"])
+        for a in actions
+    }
+    assert count[ActionType.PRESS_BACK] == 1  # a whole constant action is one added token
+    tap = len(tokenizer(to_autoui(Action.tap(0.12, 0.56)), add_special_tokens=False)["input_ids"])
+    assert tap <= 12  # prefix, 4 coordinates, joints: not ~150 characters of JSON
+    assert len(autoui_added_tokens()) >= 10
+
+
+def test_tokenizer_splits_a_query_the_same_in_the_goal_and_in_typed_text(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    for query in ("samsung galaxy s9", "oral-b electric toothbrush", "tripod"):
+        for quote in ('"', "'"):
+            goal = tokenizer.tokenize(f"Go to ebay.com, search for {quote}{query}{quote}")
+            typed = tokenizer.tokenize(to_autoui(Action.type(query)))
+            q = tokenizer.tokenize(query)
+            # the query's tokens appear as a contiguous run in both
+            assert any(goal[i : i + len(q)] == q for i in range(len(goal)))
+            assert typed[1 : 1 + len(q)] == q
+
+
+def test_round_action_rounds_points_only() -> None:
+    assert round_action(Action.tap(0.1234, 0.5678), 2) == Action.tap(0.12, 0.57)
+    assert round_action(Action.type("x"), 2) == Action.type("x")
+    assert round_action(Action.tap(0.1234, 0.5678), None) == Action.tap(0.1234, 0.5678)
+
+
+# ------------------------------------------------------------------------------- model
+
+
+def test_save_load_round_trip_gives_identical_log_probs(
+    policy: PolicyModel, tmp_path: Path
+) -> None:
+    images = screens(3)
+    texts = [policy.input_text([], f'Search for "{w}"') for w in ("kraken", "nutella", "drone")]
+    targets = [to_autoui(Action.type("kraken")), to_autoui(Action.tap(0.5, 0.5)), "garbage"]
+    before = policy.sequence_logprobs(policy.prepare(images, texts), targets)
+    path = policy.save(tmp_path / "policy")
+    assert (path / POLICY_JSON).is_file() and (path / "model.safetensors").is_file()
+    loaded = PolicyModel.load(path, precision="fp32")
+    after = loaded.sequence_logprobs(loaded.prepare(images, texts), targets)
+    assert torch.equal(before, after)
+    assert loaded.model_id == policy.model_id
+    assert loaded.config == policy.config
+
+
+def test_sample_returns_n_strings_with_teacher_forced_log_probs(policy: PolicyModel) -> None:
+    images = screens(2, seed=1)
+    texts = [policy.input_text([], "Tap the red square"), policy.input_text([], "Go to ebay.com")]
+    rows = policy.sample(images, texts, n=5, temperature=1.2, seed=3)
+    assert len(rows) == 2 and all(len(row) == 5 for row in rows)
+    flat = [text for row in rows for text, _ in row]
+    assert all(isinstance(t, str) for t in flat)
+    recomputed = policy.sequence_logprobs(policy.prepare(images, texts).repeat(5), flat)
+    returned = torch.tensor([lp for row in rows for _, lp in row])
+    assert torch.allclose(returned, recomputed.float(), atol=1e-4)
+    assert (returned < 0).all()
+    # the same seed draws the same samples
+    again = policy.sample(images, texts, n=5, temperature=1.2, seed=3)
+    assert [t for row in again for t, _ in row] == flat
+
+
+def test_weighted_loss_matches_the_published_formula(policy: PolicyModel) -> None:
+    images = screens(2, seed=2)
+    texts = [policy.input_text([], "Go to ebay.com")] * 2
+    targets = [to_autoui(Action.back()), to_autoui(Action.type("ebay.com"))]
+    batch = policy.prepare(images, texts)
+    token_logp, mask = policy.token_logprobs(batch, targets)
+    expected = policy_loss(token_logp, mask, torch.tensor([1.0, 0.0]))
+    loss = policy.loss(batch, targets, [1.0, 0.0])
+    assert torch.allclose(loss, expected)
+    # a zero-weight example contributes nothing: same value as the first example alone / 2
+    alone = policy.loss(policy.prepare(images[:1], texts[:1]), targets[:1], [1.0])
+    assert torch.allclose(loss, alone / 2, atol=1e-6)
+    # and no gradient flows from it
+    policy.net.zero_grad()
+    policy.loss(policy.prepare(images[1:], texts[1:]), targets[1:], [0.0]).backward()
+    grads = [p.grad for p in policy.net.parameters() if p.grad is not None]
+    assert all(float(g.abs().sum()) == 0.0 for g in grads)
+    # the clamp: unclamped NLL differs once a token is below p = 0.001
+    unclamped = policy.loss(batch, targets, [1.0, 1.0], clamp=False)
+    assert torch.allclose(unclamped, -(token_logp * mask).sum(-1).mean())
+
+
+def test_load_of_a_missing_path_names_it(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope"):
+        PolicyModel.load(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="digiq_policy.json"):
+        PolicyModel.load(tmp_path / "empty")
+    missing = get_preset("tiny", check=False, policy_path=str(tmp_path / "t5-missing"))
+    with pytest.raises(FileNotFoundError, match="t5-missing"):
+        PolicyModel.from_preset(missing)
+    real = get_preset("llava-1.5-7b", check=False, model_path=str(tmp_path))
+    with pytest.raises(MissingCheckpointError, match="--policy-path"):
+        PolicyModel.from_preset(real)
+
+
+# ------------------------------------------------------------------------------- learning
+
+
+def toy_example(kind: str, rng: np.random.Generator, words: list[str]) -> tuple:
+    """A screen with a red square in one of 8 cells; tap its centre, or type the quoted word."""
+    img = np.full((H, W, 3), 230, np.uint8)
+    r, c = int(rng.integers(ROWS)), int(rng.integers(COLS))
+    ch, cw = H // ROWS, W // COLS
+    img[r * ch + 3 : (r + 1) * ch - 3, c * cw + 3 : (c + 1) * cw - 3] = (220, 30, 30)
+    if kind == "tap":
+        target = Action.tap(round((r + 0.5) / ROWS, 2), round((c + 0.5) / COLS, 2))
+        return img, "Tap the red square", target
+    word = str(rng.choice(words))
+    return img, f'Search for "{word}"', Action.type(word)
+
+
+def test_policy_learns_where_to_tap_and_to_copy_an_unseen_word(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    model = PolicyModel.build(small_config(), tokenizer=tokenizer, precision="fp32")
+    rng = np.random.default_rng(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(160):
+        batch = [
+            toy_example("tap" if rng.random() < 0.5 else "type", rng, TRAIN_WORDS)
+            for _ in range(32)
+        ]
+        prepared = model.prepare([b[0] for b in batch], [model.input_text([], b[1]) for b in batch])
+        loss = model.loss(
+            prepared, [model.target_text(b[2]) for b in batch], [1.0] * 32, clamp=False
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    test_rng = np.random.default_rng(123)
+    taps = [toy_example("tap", test_rng, TEST_WORDS) for _ in range(32)]
+    types = [toy_example("type", test_rng, TEST_WORDS) for _ in range(32)]
+    outputs = model.greedy(
+        [b[0] for b in taps + types], [model.input_text([], b[1]) for b in taps + types]
+    )
+    tap_ok = [
+        actions_match(parse_autoui(o), b[2]) for (o, _), b in zip(outputs[:32], taps, strict=True)
+    ]
+    copy_ok = [
+        parse_autoui(o).typed_text == b[2].typed_text
+        for (o, _), b in zip(outputs[32:], types, strict=True)
+    ]
+    # chance: 1/8 of the cells for taps; 0 for words never seen in a target
+    assert np.mean(tap_ok) >= 0.6, np.mean(tap_ok)
+    assert np.mean(copy_ok) >= 0.5, np.mean(copy_ok)
+
+
+def test_query_augmentation_replaces_the_query_consistently() -> None:
+    rng = np.random.default_rng(0)
+    previous = to_autoui(Action.type("razer kraken")).split("Action Decision: ")[1]
+    text = f'Previous Actions: {previous} Goal: Go to ebay.com, search for "razer kraken"'
+    target = to_autoui(Action.type("razer kraken"))
+    new_text, new_target = augment_query(text, target, rng)
+    typed = parse_autoui(new_target).typed_text
+    assert typed != "razer kraken" and typed in new_text.split("Goal: ")[1]
+    assert "razer kraken" not in new_text and new_text.count(typed) == 2
+    # a typo of the query as target: left alone (the pair would no longer be consistent)
+    assert augment_query(text, to_autoui(Action.type("razer krakne")), rng) is None
+    assert augment_query("Previous Actions: Goal: Open Clock", target, rng) is None
+    assert all(fake_query(rng).strip() for _ in range(20))
+
+
+def test_frozen_image_encoder_mode_for_real_presets(tokenizer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A frozen pooled encoder (here the seeded small CNN; BLIP-2 as published) projected to a
+    few encoder tokens: only the projection trains, and a reload gives the same outputs."""
+    config = small_config(
+        image_mode="frozen",
+        frozen_image={"kind": "small-cnn", "cnn_dim": 32, "image_size": 32},
+        image_tokens=2,
+    )
+    model = PolicyModel.build(config, tokenizer=tokenizer, precision="fp32")
+    frozen = {id(p) for p in model.frozen_encoder.module.parameters()}
+    assert frozen and not frozen & {id(p) for p in model.net.parameters()}
+    images = screens(2, seed=5)
+    texts = [model.input_text([], "Go to ebay.com")] * 2
+    targets = [to_autoui(Action.back()), to_autoui(Action.tap(0.5, 0.5))]
+    batch = model.prepare(images, texts)
+    assert batch.pixels.shape == (2, 32)
+    model.loss(batch, targets, [1.0, 1.0], clamp=False).backward()
+    assert model.net.image.proj.weight.grad is not None
+    assert len(model.sample(batch, n=2, temperature=1.0, seed=0)[0]) == 2
+    before = model.sequence_logprobs(batch, targets)
+    loaded = PolicyModel.load(model.save(tmp_path / "frozen"), precision="fp32")
+    after = loaded.sequence_logprobs(loaded.prepare(images, texts), targets)
+    assert torch.allclose(before, after)
