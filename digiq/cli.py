@@ -1,7 +1,7 @@
 """The ``digiq`` command line: one click group that ties the packages together.
 
-Subcommands: ``sim``, ``tasks``, ``data``, ``collect``, ``eval``, ``autorater`` and ``train``
-(``quickstart`` arrives with its issue). Trained policies are registered as agents here
+Subcommands: ``sim``, ``tasks``, ``data``, ``collect``, ``eval``, ``autorater``, ``train`` and
+``quickstart`` (the paper's experiment end to end). Trained policies are registered as agents here
 (:func:`digiq.policy_agent.register`), so ``--agent RUN`` works in ``eval`` and ``collect``
 without ``eval`` importing the learner. The aliases
 ``digiq-sim`` etc. run a subcommand directly, so ``digiq-sim start`` == ``digiq sim start``.
@@ -17,6 +17,7 @@ from digiq.collect_cli import collect_command
 from digiq.data_cli import data
 from digiq.eval_cli import autorater_group, eval_command
 from digiq.policy_agent import register as register_policy_agent
+from digiq.quickstart_cli import quickstart_command
 from digiq.sim_cli import sim
 from digiq.tasks_cli import tasks
 from digiq.train_cli import train_group
@@ -44,6 +45,7 @@ main.add_command(eval_command)
 main.add_command(sim)
 main.add_command(tasks)
 main.add_command(train_group)
+main.add_command(quickstart_command)
 register_policy_agent()
 
 
@@ -84,3 +86,7 @@ def _dispatch(name: str) -> None:
             exc.show()
             raise SystemExit(exc.exit_code) from None
     command(prog_name=f"digiq-{name}")
+
+
+if __name__ == "__main__":
+    main()

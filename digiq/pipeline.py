@@ -36,7 +36,12 @@ Config options (YAML keys = the command line's long options with ``_``; per-stag
 override the top level for that stage, e.g. ``critic: {steps: 800}``): ``model_path``,
 ``policy_path``, ``behaviour_policy``, ``loss``, ``target``, ``threshold``,
 ``num_candidates``, ``temperature``, ``steps``, ``epochs``, ``lr``, ``batch_size``, ``lora``,
-``device``, ``seed``, ``candidates``, ``task_set``, ``progress``.
+``device``, ``seed``, ``candidates``, ``task_set``, ``progress``, ``features_from``.
+
+``features_from`` names another run over the same dataset whose representation checkpoint,
+candidate set and feature stores this run reuses instead of computing its own: the ablations
+(``digiq-train critic --target mc --features-from runs/dq --out runs/dq-mc``, then ``policy``)
+then differ from the main run in exactly one thing and cost no second feature extraction.
 """
 
 from __future__ import annotations
@@ -96,6 +101,7 @@ CONFIG_KEYS = (
     "candidates",
     "task_set",
     "progress",
+    "features_from",
 )
 
 StageFunction = Callable[[Path, Path, str, Mapping[str, Any]], dict[str, Any]]
@@ -253,10 +259,26 @@ def _progress(config: Mapping[str, Any]) -> bool:
     return bool(config.get("progress", True))
 
 
+def _feature_run(run_dir: Path, config: Mapping[str, Any]) -> Path:
+    """The run whose repr checkpoint and feature stores this run uses (``features_from``)."""
+    source = config.get("features_from")
+    if not source:
+        return run_dir
+    source = Path(source)
+    if not (source / STAGES_FILE).is_file():
+        raise FileNotFoundError(
+            f"--features-from {str(source)!r} is not a training run (no {STAGES_FILE})"
+        )
+    return source
+
+
 def _candidate_name(run_dir: Path, config: Mapping[str, Any]) -> str | None:
     if config.get("candidates"):
         return str(config["candidates"])
-    return _stage_output(run_dir, "candidates").get("name")
+    name = _stage_output(run_dir, "candidates").get("name")
+    if name is None and config.get("features_from"):
+        name = _stage_output(_feature_run(run_dir, config), "candidates").get("name")
+    return name
 
 
 def _behaviour_policy(config: Mapping[str, Any], stage: str) -> str:
@@ -330,14 +352,15 @@ def features_stage(
     """Critic features of every (state, candidate) -> ``DATA/features/<run prefix>*``."""
     from digiq.features import FeaturesConfig, run_features
 
-    checkpoint = run_dir / "repr" / "final"
+    source = _feature_run(run_dir, config)
+    checkpoint = source / "repr" / "final"
     cfg = FeaturesConfig(
         data_dir=str(data_dir),
         checkpoint=str(checkpoint) if checkpoint.is_dir() else None,
         preset=preset,
         preset_overrides=_overrides(config),
         candidates=_candidate_name(run_dir, config),
-        prefix=feature_prefix(run_dir),
+        prefix=feature_prefix(source),
         progress=_progress(config),
         device=config.get("device"),
     )
@@ -359,7 +382,7 @@ def critic_stage(
     buffer = ReplayBuffer.open(data_dir)
     if config.get("task_set"):
         buffer = buffer.filter(task_set=config["task_set"])
-    prefix = feature_prefix(run_dir)
+    prefix = feature_prefix(_feature_run(run_dir, config))
     try:
         data = CriticData.from_buffer(
             buffer, prefix=prefix, candidates=_candidate_name(run_dir, config)
@@ -438,7 +461,7 @@ def _policy_train_config(
         kwargs["threshold"] = config.get("threshold")
         kwargs["critic"] = str(run_dir / "work" / "critic")
         kwargs["candidates"] = _candidate_name(run_dir, config)
-        kwargs["feature_prefix"] = feature_prefix(run_dir)
+        kwargs["feature_prefix"] = feature_prefix(_feature_run(run_dir, config))
     return PolicyTrainConfig(**kwargs)
 
 

@@ -189,6 +189,14 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Train on the episodes of this task set only (webshop, general...).",
         ),
         click.option(
+            "--features-from",
+            default=None,
+            callback=_existing_path("--features-from"),
+            help="Reuse the repr checkpoint, candidate set and feature stores of this other run "
+            "over the same dataset (ablations: critic --target mc, then policy, without a second "
+            "feature extraction).",
+        ),
+        click.option(
             "--force",
             is_flag=True,
             help="Run stages again even when RUN/stages.json marks them done.",

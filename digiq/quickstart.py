@@ -1,0 +1,709 @@
+"""``digiq quickstart``: the Digi-Q paper's experiment, end to end, on simulated devices.
+
+The paper's claim: from offline data of a mediocre policy, a learned Q-function plus Best-of-N
+policy extraction gives a policy far better than the data's policy and than Filtered BC, with
+no online interaction. The quickstart reproduces that shape with the project's own commands,
+each run as a subprocess exactly as a user would type it (so every step is also a recipe):
+
+==============  =================================================================================
+``demos``       ``digiq-collect`` noisy scripted demonstrations on the TRAIN split
+``behaviour``   ``digiq-train bc`` on them: the behaviour policy (our stand-in for AutoUI-Base,
+                a pretrained but mediocre agent)
+``offline``     ``digiq-collect --agent behaviour`` on the train split: the offline dataset,
+                rewards from the rules autorater (the paper used Gemini)
+``digiq``       ``digiq-train all``: repr, candidates, features, critic (TD), Best-of-N policy
+``digiq-mc``    ``digiq-train critic --target mc`` + ``policy`` on the same features
+                (the paper's Monte-Carlo ablation)
+``filtered-bc`` ``digiq-train bc --loss filtered-bc`` from the behaviour policy on the
+                successful episodes of the same data
+``eval-*``      ``digiq-eval`` of the four policies on the TEST split (rules autorater; the
+                oracle's verdict is re-judged from the recorded simulator ground truth)
+``report``      the table (success rate with 95% Wilson intervals, oracle and rules), PNG
+                plots, ``RESULTS.md``, ``summary.json``
+==============  =================================================================================
+
+Everything is recorded in ``OUT/quickstart.json`` (each step's command, status, wall time and
+peak memory of its process tree); a step marked done is skipped when the command runs again,
+and an interrupted step resumes through its own command's resume (``--resume`` for collection
+and evaluation, checkpoints for training), so re-running the same ``digiq quickstart`` after
+Ctrl-C or a crash continues where it stopped.
+
+Scales (:data:`SCALES`): ``tiny`` (a few episodes per step: the CI test), ``small`` (the
+default, ``make demo``: 2 CPU cores, tiny models, <= 20 minutes) and ``full`` (the paper's
+evaluation protocol, the first 96 test tasks x 3 seeds, on a GPU server with real checkpoints:
+see README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trajectories.manifest import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Scale",
+    "SCALES",
+    "METHODS",
+    "Step",
+    "QuickstartError",
+    "plan_steps",
+    "run_quickstart",
+    "method_results",
+    "read_record",
+]
+
+RECORD_FILE = "quickstart.json"
+RECORD_FORMAT = "digiq-quickstart-1"
+EXIT_INTERRUPTED = 130
+
+
+class QuickstartError(RuntimeError):
+    """A step failed; the message names it and where its log is."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big each step is. ``small`` is sized for 2 CPU cores in <= 20 minutes."""
+
+    name: str
+    demo_episodes: int
+    demo_noise: float
+    behaviour_steps: int
+    offline_episodes: int
+    offline_temperature: float
+    num_candidates: int
+    critic_steps: int
+    repr_epochs: float
+    eval_tasks: int
+    eval_seeds: int
+    devices: int
+    preset: str = "tiny"
+    policy_epochs: float | None = None
+    fbc_epochs: float | None = None
+    max_steps: int | None = None  # episode step budget (None: the task set's default)
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SCALES: dict[str, Scale] = {
+    "tiny": Scale(
+        name="tiny",
+        demo_episodes=6,
+        demo_noise=0.3,
+        behaviour_steps=40,
+        offline_episodes=4,
+        offline_temperature=1.0,
+        num_candidates=2,
+        critic_steps=10,
+        repr_epochs=1,
+        eval_tasks=2,
+        eval_seeds=1,
+        devices=2,
+        policy_epochs=1,
+        fbc_epochs=1,
+        max_steps=5,
+        notes="a few episodes per step: proves the pipeline runs, says nothing about quality",
+    ),
+    "small": Scale(
+        name="small",
+        demo_episodes=80,
+        demo_noise=0.5,
+        behaviour_steps=150,
+        offline_episodes=60,
+        offline_temperature=1.0,
+        num_candidates=4,
+        critic_steps=800,
+        repr_epochs=1,
+        eval_tasks=24,
+        eval_seeds=2,
+        devices=2,
+        notes="2 CPU cores, tiny models, about 20 minutes",
+    ),
+    "full": Scale(
+        name="full",
+        demo_episodes=1024,
+        demo_noise=0.5,
+        behaviour_steps=4000,
+        offline_episodes=1296,
+        offline_temperature=1.0,
+        num_candidates=16,
+        critic_steps=4000,
+        repr_epochs=3,
+        eval_tasks=96,
+        eval_seeds=3,
+        devices=8,
+        notes="the paper's protocol (first 96 test tasks x 3 seeds); a GPU server",
+    ),
+}
+
+# method name -> (step that trains it, the agent spec relative to OUT, label in the table)
+METHODS: dict[str, tuple[str, str, str]] = {
+    "behaviour": ("behaviour", "runs/behaviour", "Behaviour policy (SL on noisy demos)"),
+    "filtered-bc": ("filtered-bc", "runs/filtered-bc", "Filtered BC"),
+    "digiq-mc": ("digiq-mc", "runs/digiq-mc", "Digi-Q, MC critic (ablation)"),
+    "digiq": ("digiq", "runs/digiq", "Digi-Q (TD critic, Best-of-N)"),
+}
+
+
+@dataclass
+class Step:
+    """One step of the quickstart: one or more commands run in order as subprocesses."""
+
+    name: str
+    commands: list[list[str]]
+    outputs: list[str] = field(default_factory=list)
+    resume_flag: str | None = None  # added to commands[0] when its output folder exists
+    resume_dir: str | None = None
+    description: str = ""
+
+
+def _cli(*args: str) -> list[str]:
+    """A ``digiq`` subcommand through this interpreter (works without the venv on PATH)."""
+    return [sys.executable, "-m", "digiq.cli", *args]
+
+
+def plan_steps(
+    out: Path,
+    scale: Scale,
+    task_set: str = "webshop",
+    *,
+    preset: str | None = None,
+    model_path: str | None = None,
+    policy_path: str | None = None,
+    devices: str | None = None,
+    seed: int = 0,
+) -> list[Step]:
+    """Every step of the quickstart with its exact commands (nothing runs here)."""
+    preset = preset or scale.preset
+    device_spec = devices or f"sim:{scale.devices}"
+    data_demos = out / "data" / "demos"
+    data_offline = out / "data" / "offline"
+    runs = out / "runs"
+    common_train = ["--preset", preset, "--seed", str(seed), "--no-progress"]
+    if model_path:
+        common_train += ["--model-path", model_path]
+    collect = [
+        "collect",
+        "--task-set",
+        task_set,
+        "--split",
+        "train",
+        "--devices",
+        device_spec,
+        "--autorater",
+        "rules",
+        "--image-format",
+        "webp",
+        "--no-progress",
+        *(["--max-steps", str(scale.max_steps)] if scale.max_steps else []),
+    ]
+    steps = [
+        Step(
+            "demos",
+            [
+                _cli(
+                    *collect,
+                    "--episodes",
+                    str(scale.demo_episodes),
+                    "--agent",
+                    "scripted",
+                    "--noise",
+                    str(scale.demo_noise),
+                    "--agent-seed",
+                    str(seed),
+                    "--out",
+                    str(data_demos),
+                )
+            ],
+            outputs=[str(data_demos)],
+            resume_flag="--resume",
+            resume_dir=str(data_demos),
+            description=f"noisy scripted demonstrations (noise {scale.demo_noise})",
+        ),
+        Step(
+            "behaviour",
+            [
+                _cli(
+                    "train",
+                    "bc",
+                    "--data",
+                    str(data_demos),
+                    "--out",
+                    str(runs / "behaviour"),
+                    "--steps",
+                    str(scale.behaviour_steps),
+                    *common_train,
+                    *(["--policy-path", policy_path] if policy_path else []),
+                )
+            ],
+            outputs=[str(runs / "behaviour")],
+            description="behaviour policy: supervised learning on the demonstrations",
+        ),
+        Step(
+            "offline",
+            [
+                _cli(
+                    *collect,
+                    "--episodes",
+                    str(scale.offline_episodes),
+                    "--agent",
+                    f"{runs / 'behaviour'}?temperature={scale.offline_temperature}",
+                    "--agent-seed",
+                    str(seed),
+                    "--out",
+                    str(data_offline),
+                )
+            ],
+            outputs=[str(data_offline)],
+            resume_flag="--resume",
+            resume_dir=str(data_offline),
+            description="offline data: the behaviour policy's rollouts, rules-autorater rewards",
+        ),
+        Step(
+            "digiq",
+            [
+                _cli(
+                    "train",
+                    "all",
+                    "--data",
+                    str(data_offline),
+                    "--out",
+                    str(runs / "digiq"),
+                    "--behaviour-policy",
+                    str(runs / "behaviour"),
+                    "--num-candidates",
+                    str(scale.num_candidates),
+                    "--config",
+                    str(out / "digiq-train.yaml"),
+                    *common_train,
+                )
+            ],
+            outputs=[str(runs / "digiq")],
+            description="Digi-Q: repr, candidates, features, TD critic, Best-of-N policy",
+        ),
+        Step(
+            "digiq-mc",
+            [
+                _cli(
+                    "train",
+                    stage,
+                    "--data",
+                    str(data_offline),
+                    "--out",
+                    str(runs / "digiq-mc"),
+                    "--behaviour-policy",
+                    str(runs / "behaviour"),
+                    "--features-from",
+                    str(runs / "digiq"),
+                    "--target",
+                    "mc",
+                    "--config",
+                    str(out / "digiq-train.yaml"),
+                    *common_train,
+                )
+                for stage in ("critic", "policy")
+            ],
+            outputs=[str(runs / "digiq-mc")],
+            description="ablation: the same pipeline with Monte-Carlo critic targets",
+        ),
+        Step(
+            "filtered-bc",
+            [
+                _cli(
+                    "train",
+                    "bc",
+                    "--loss",
+                    "filtered-bc",
+                    "--data",
+                    str(data_offline),
+                    "--out",
+                    str(runs / "filtered-bc"),
+                    "--policy-path",
+                    str(runs / "behaviour" / "bc"),
+                    *(["--epochs", str(scale.fbc_epochs)] if scale.fbc_epochs else []),
+                    *common_train,
+                )
+            ],
+            outputs=[str(runs / "filtered-bc")],
+            description="baseline: the behaviour policy fine-tuned on the successful episodes",
+        ),
+    ]
+    for method, (_, agent, _) in METHODS.items():
+        eval_dir = out / "eval" / method
+        position = 2 if method == "behaviour" else len(steps)  # early: says how good the data is
+        steps.insert(
+            position,
+            Step(
+                f"eval-{method}",
+                [
+                    _cli(
+                        "eval",
+                        "--task-set",
+                        task_set,
+                        "--split",
+                        "test",
+                        "--num-tasks",
+                        str(scale.eval_tasks),
+                        "--seeds",
+                        str(scale.eval_seeds),
+                        "--agent",
+                        str(out / agent),
+                        "--agent-seed",
+                        str(seed),
+                        "--devices",
+                        device_spec,
+                        "--autorater",
+                        "rules",
+                        "--out",
+                        str(eval_dir),
+                        "--no-progress",
+                        *(["--max-steps", str(scale.max_steps)] if scale.max_steps else []),
+                    )
+                ],
+                outputs=[str(eval_dir)],
+                resume_flag="--resume",
+                resume_dir=str(eval_dir),
+                description=f"evaluation of {method} on the test split",
+            ),
+        )
+    return steps
+
+
+def train_config(scale: Scale) -> dict[str, Any]:
+    """The per-stage options of the Digi-Q runs (written to ``OUT/digiq-train.yaml``)."""
+    config: dict[str, Any] = {
+        "repr": {"epochs": scale.repr_epochs},
+        "critic": {"steps": scale.critic_steps},
+    }
+    if scale.policy_epochs:
+        config["policy"] = {"epochs": scale.policy_epochs}
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
+# The record
+# ---------------------------------------------------------------------------------------------
+
+
+def read_record(out: str | Path) -> dict[str, Any]:
+    """``OUT/quickstart.json`` (an empty record when there is none yet)."""
+    path = Path(out) / RECORD_FILE
+    if not path.is_file():
+        return {"format": RECORD_FORMAT, "steps": {}}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise QuickstartError(
+            f"{path} is not valid JSON ({exc}); move it away to start over"
+        ) from None
+    if data.get("format") != RECORD_FORMAT:
+        raise QuickstartError(f"{path}: unknown format {data.get('format')!r}")
+    return data
+
+
+def _write_record(out: Path, record: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / RECORD_FILE, json.dumps(record, indent=1, default=str).encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one command with its process tree's peak memory
+# ---------------------------------------------------------------------------------------------
+
+
+class _TreeMemory:
+    """Samples the resident memory of a process and all its descendants (the simulated
+    devices and the adb server a collection starts) and keeps the peak of the sum."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="tree-memory")
+
+    def __enter__(self) -> _TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._stop.is_set():
+            total = 0
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                return
+            for proc in procs:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak_bytes = max(self.peak_bytes, total)
+            self._stop.wait(self.interval)
+
+
+def _run_command(command: Sequence[str], log_path: Path, env: dict[str, str]) -> tuple[int, float]:
+    """Run ``command`` with its output appended to ``log_path``; (exit code, peak MiB)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log_file:
+        log_file.write(f"\n$ {' '.join(command)}\n".encode())
+        log_file.flush()
+        proc = subprocess.Popen(
+            list(command),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        with _TreeMemory(proc.pid) as memory:
+            try:
+                code = proc.wait()
+            except BaseException:
+                # Ctrl-C / SIGTERM: stop the child cleanly (it keeps what it finished) and wait.
+                try:
+                    os.killpg(proc.pid, signal.SIGINT)
+                    proc.wait(timeout=60)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    with _suppress():
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                raise
+    return code, memory.peak_bytes / 2**20
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        return exc_type is not None and issubclass(exc_type, ProcessLookupError)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline
+# ---------------------------------------------------------------------------------------------
+
+
+def run_quickstart(
+    out: str | Path,
+    scale: Scale,
+    task_set: str = "webshop",
+    *,
+    until: str | None = None,
+    preset: str | None = None,
+    model_path: str | None = None,
+    policy_path: str | None = None,
+    devices: str | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or continue) the quickstart in ``out``; returns the record (``quickstart.json``).
+
+    ``until`` stops after that step (it and the earlier ones done). Raises
+    :class:`QuickstartError` when a step fails (its log is named) and ``KeyboardInterrupt`` when
+    interrupted (the record says which step; run again to resume).
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    echo = echo or (lambda text: log.info("%s", text))
+    record = read_record(out)
+    settings = {
+        "task_set": task_set,
+        "scale": scale.to_dict(),
+        "preset": preset or scale.preset,
+        "model_path": model_path,
+        "policy_path": policy_path,
+        "devices": devices or f"sim:{scale.devices}",
+        "seed": seed,
+    }
+    if record.get("settings") and record["settings"] != settings:
+        changed = sorted(k for k in settings if record["settings"].get(k) != settings[k])
+        raise QuickstartError(
+            f"{out / RECORD_FILE} was started with other settings ({', '.join(changed)}); "
+            "use another --out or the same options"
+        )
+    record.update(format=RECORD_FORMAT, out=str(out.resolve()), settings=settings)
+    record.setdefault("steps", {})
+    record.setdefault("started", time.time())
+    _write_record(out, record)
+    _write_yaml(out / "digiq-train.yaml", train_config(scale))
+    steps = plan_steps(
+        out,
+        scale,
+        task_set,
+        preset=preset,
+        model_path=model_path,
+        policy_path=policy_path,
+        devices=devices,
+        seed=seed,
+    )
+    names = [s.name for s in steps] + ["report"]
+    if until is not None and until not in names:
+        raise QuickstartError(f"unknown step {until!r}; steps: {', '.join(names)}")
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    bar = tqdm(total=len(names), desc="quickstart", unit="step", disable=not progress)
+    try:
+        for step in steps:
+            bar.set_postfix_str(step.name)
+            if step.name == "filtered-bc" and _offline_successes(out) == 0:
+                _no_filtered_data(out, record, echo)
+            else:
+                _run_step(out, step, record, env, echo)
+            bar.update(1)
+            if until == step.name:
+                return record
+        _report_step(out, record, echo)
+        bar.update(1)
+    finally:
+        bar.close()
+    return record
+
+
+def _run_step(
+    out: Path, step: Step, record: dict[str, Any], env: dict[str, str], echo: Callable
+) -> None:
+    previous = record["steps"].get(step.name) or {}
+    if previous.get("status") == "done":
+        echo(f"{step.name}: done earlier, skipped")
+        return
+    log_path = out / "logs" / f"{step.name}.log"
+    entry: dict[str, Any] = {
+        "status": "running",
+        "description": step.description,
+        "started": time.time(),
+        "attempts": int(previous.get("attempts", 0)) + 1,
+        "log": str(log_path),
+        "outputs": step.outputs,
+        "commands": [],
+        "peak_rss_mb": 0.0,
+    }
+    record["steps"][step.name] = entry
+    _write_record(out, record)
+    echo(f"{step.name}: {step.description} (log: {log_path})")
+    tick = time.perf_counter()
+    try:
+        for index, command in enumerate(step.commands):
+            command = list(command)
+            if index == 0 and step.resume_flag and step.resume_dir:
+                if Path(step.resume_dir).exists():
+                    command.append(step.resume_flag)
+            entry["commands"].append(" ".join(command))
+            code, peak = _run_command(command, log_path, env)
+            entry["peak_rss_mb"] = max(entry["peak_rss_mb"], round(peak, 1))
+            if code != 0:
+                entry.update(status="failed", exit_code=code, wall_s=time.perf_counter() - tick)
+                _write_record(out, record)
+                raise QuickstartError(
+                    f"step {step.name!r} failed (exit code {code}); see {log_path}. Run the same "
+                    "command again to retry it (finished steps are kept)."
+                )
+    except KeyboardInterrupt:
+        entry.update(status="interrupted", wall_s=time.perf_counter() - tick)
+        _write_record(out, record)
+        raise
+    entry.update(status="done", finished=time.time(), wall_s=round(time.perf_counter() - tick, 2))
+    _write_record(out, record)
+    echo(f"{step.name}: done in {entry['wall_s']:.1f} s (peak {entry['peak_rss_mb']:.0f} MiB)")
+
+
+def _offline_successes(out: Path) -> int:
+    """Successful episodes in the offline dataset (Filtered BC trains on them only)."""
+    from trajectories import ReplayBuffer
+
+    buffer = ReplayBuffer.open(out / "data" / "offline")
+    return sum(1 for episode in buffer.episodes() if episode.success)
+
+
+def _no_filtered_data(out: Path, record: dict[str, Any], echo: Callable) -> None:
+    """Filtered BC with nothing to imitate is the behaviour policy itself: say so, copy it."""
+    import shutil
+
+    entry = record["steps"].get("filtered-bc") or {}
+    if entry.get("status") == "done":
+        echo("filtered-bc: done earlier, skipped")
+        return
+    target = out / "runs" / "filtered-bc" / "bc"
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(out / "runs" / "behaviour" / "bc", target)
+    note = (
+        "the offline data holds no successful episode, so Filtered BC has nothing to imitate "
+        "and equals the behaviour policy (copied unchanged)"
+    )
+    record["steps"]["filtered-bc"] = {
+        "status": "done",
+        "note": note,
+        "attempts": int(entry.get("attempts", 0)) + 1,
+        "wall_s": 0.0,
+        "peak_rss_mb": 0.0,
+        "outputs": [str(target)],
+        "log": None,
+    }
+    record.setdefault("notes", []).append(f"filtered-bc: {note}")
+    _write_record(out, record)
+    echo(f"filtered-bc: {note}")
+
+
+def _write_yaml(path: Path, data: dict[str, Any]) -> None:
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, yaml.safe_dump(data, sort_keys=True).encode())
+
+
+def _report_step(out: Path, record: dict[str, Any], echo: Callable) -> None:
+    from digiq.quickstart_report import write_report
+
+    tick = time.perf_counter()
+    entry = {"status": "running", "started": time.time(), "attempts": 1}
+    record["steps"]["report"] = entry
+    _write_record(out, record)
+    summary = write_report(out, record)
+    entry.update(
+        status="done",
+        finished=time.time(),
+        wall_s=round(time.perf_counter() - tick, 2),
+        outputs=summary["files"],
+    )
+    record["finished"] = time.time()
+    record["summary"] = {k: v for k, v in summary.items() if k != "files"}
+    _write_record(out, record)
+    echo(summary["table_text"])
+
+
+def method_results(out: str | Path) -> dict[str, dict[str, Any]]:
+    """Per method: episodes, rules successes and oracle successes of its evaluation."""
+    from digiq.quickstart_report import evaluation_counts
+
+    return {m: evaluation_counts(Path(out) / "eval" / m) for m in METHODS}

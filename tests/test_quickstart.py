@@ -1,0 +1,174 @@
+"""``digiq quickstart`` end to end at the tiny scale on simulated phones, interrupted and
+resumed, and the report's statistics on hand-checkable numbers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from digiq.quickstart import (
+    METHODS,
+    RECORD_FILE,
+    SCALES,
+    QuickstartError,
+    plan_steps,
+    run_quickstart,
+)
+from digiq.quickstart_cli import quickstart_command
+from digiq.quickstart_report import difference_interval, ordering_check
+
+STEPS = [
+    "demos",
+    "behaviour",
+    "eval-behaviour",
+    "offline",
+    "digiq",
+    "digiq-mc",
+    "filtered-bc",
+    *(f"eval-{m}" for m in METHODS if m != "behaviour"),
+    "report",
+]
+
+
+def test_help_explains_every_option() -> None:
+    result = CliRunner().invoke(quickstart_command, ["--help"])
+    assert result.exit_code == 0, result.output
+    for param in quickstart_command.params:
+        assert param.opts[0] in result.output
+        assert getattr(param, "help", None), f"{param.opts[0]} has no help text"
+
+
+def test_plan_names_every_step_and_uses_the_scale(tmp_path: Path) -> None:
+    scale = SCALES["small"]
+    steps = plan_steps(tmp_path, scale)
+    assert [s.name for s in steps] + ["report"] == STEPS
+    by_name = {s.name: s for s in steps}
+    demos = by_name["demos"].commands[0]
+    assert demos[demos.index("--episodes") + 1] == str(scale.demo_episodes)
+    assert demos[demos.index("--noise") + 1] == str(scale.demo_noise)
+    assert demos[demos.index("--split") + 1] == "train"
+    offline = by_name["offline"].commands[0]
+    assert offline[offline.index("--agent") + 1].startswith(str(tmp_path / "runs" / "behaviour"))
+    mc = by_name["digiq-mc"].commands
+    assert [c[c.index("train") + 1] for c in mc] == ["critic", "policy"]
+    assert all(c[c.index("--target") + 1] == "mc" for c in mc)
+    assert all(c[c.index("--features-from") + 1] == str(tmp_path / "runs" / "digiq") for c in mc)
+    for method in METHODS:
+        command = by_name[f"eval-{method}"].commands[0]
+        assert command[command.index("--split") + 1] == "test"
+        assert command[command.index("--num-tasks") + 1] == str(scale.eval_tasks)
+        assert command[command.index("--seeds") + 1] == str(scale.eval_seeds)
+    assert scale.eval_tasks * scale.eval_seeds >= 48  # the issue's minimum per method
+
+
+def test_difference_interval_and_ordering() -> None:
+    # Newcombe (1998) example 1 (hybrid score, method 10): 56/70 - 48/80 -> [0.0524, 0.3339].
+    low, high = difference_interval(56, 70, 48, 80)
+    assert low == pytest.approx(0.0524, abs=5e-4) and high == pytest.approx(0.3339, abs=5e-4)
+    counts = {
+        "behaviour": {"episodes": 48, "oracle_successes": 10, "rules_successes": 10},
+        "filtered-bc": {"episodes": 48, "oracle_successes": 16, "rules_successes": 16},
+        "digiq-mc": {"episodes": 48, "oracle_successes": 20, "rules_successes": 20},
+        "digiq": {"episodes": 48, "oracle_successes": 30, "rules_successes": 12},
+    }
+    oracle = ordering_check(counts, "oracle")
+    assert oracle["digiq_gt_filtered_bc"] and oracle["filtered_bc_gt_behaviour"]
+    assert oracle["gain_significant"] and oracle["digiq_gain"] == pytest.approx(20 / 48)
+    rules = ordering_check(counts, "rules")
+    assert not rules["digiq_gt_filtered_bc"] and not rules["gain_significant"]
+
+
+def test_a_run_with_other_settings_is_refused(tmp_path: Path) -> None:
+    (tmp_path / RECORD_FILE).write_text(
+        json.dumps({"format": "digiq-quickstart-1", "steps": {}, "settings": {"seed": 5}})
+    )
+    with pytest.raises(QuickstartError, match="other settings"):
+        run_quickstart(tmp_path, SCALES["tiny"], until="demos", progress=False)
+    (tmp_path / RECORD_FILE).write_text("{not json")
+    with pytest.raises(QuickstartError, match="not valid JSON"):
+        run_quickstart(tmp_path, SCALES["tiny"], until="demos", progress=False)
+
+
+def _record(out: Path) -> dict:
+    try:
+        return json.loads((out / RECORD_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_tiny_quickstart_interrupted_then_resumed_writes_every_output(
+    adb_env, tmp_path: Path
+) -> None:
+    out = tmp_path / "qs"
+    command = [
+        sys.executable, "-m", "digiq.cli", "quickstart", "--scale", "tiny", "--out", str(out),
+        "--no-progress",
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:
+            steps = _record(out).get("steps", {})
+            if steps.get("behaviour", {}).get("status") == "running":
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        else:
+            pytest.fail("the behaviour step never started")
+        time.sleep(1.0)  # let the training process get going
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    steps = _record(out)["steps"]
+    assert steps["demos"]["status"] == "done"
+    assert steps["behaviour"]["status"] == "interrupted"
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1400)
+    assert done.returncode == 0, done.stderr[-4000:]
+    record = _record(out)
+    assert list(record["steps"]) == STEPS
+    assert all(s["status"] == "done" for s in record["steps"].values()), record["steps"]
+    assert record["steps"]["demos"]["attempts"] == 1  # not run again
+    assert record["steps"]["behaviour"]["attempts"] == 2  # resumed
+    assert "demos: done earlier, skipped" in done.stderr
+    for name in STEPS[:-1]:
+        entry = record["steps"][name]
+        if name == "filtered-bc" and entry.get("note"):
+            # No successful offline episode at this scale: Filtered BC is the behaviour
+            # policy, copied, and the record says so.
+            assert "no successful episode" in entry["note"]
+            assert (out / "runs" / "filtered-bc" / "bc" / "digiq_policy.json").is_file()
+            continue
+        assert entry["wall_s"] > 0 and entry["peak_rss_mb"] > 0, (name, entry)
+        assert Path(entry["log"]).is_file()
+
+    summary = json.loads((out / "summary.json").read_text())
+    scale = SCALES["tiny"]
+    for method in METHODS:
+        counts = summary["counts"][method]
+        assert counts["episodes"] == scale.eval_tasks * scale.eval_seeds
+        assert 0 <= counts["oracle_successes"] <= counts["episodes"]
+        assert counts["episodes_without_ground_truth"] == 0  # simulated phones record it
+        assert (out / "eval" / method / "report.html").is_file()
+    assert set(summary["checks"]) == {"oracle", "rules"}
+    results = (out / "RESULTS.md").read_text()
+    assert "success, oracle [95% CI]" in results
+    for _, _, label in METHODS.values():
+        assert label in results or label.split(" (")[0] in results
+    for name in ("success", "critic_curves", "policy_curves"):
+        assert (out / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"results:  {out / 'RESULTS.md'}" in done.stdout
+    assert "success, oracle" in done.stderr  # the table is printed
