@@ -20,6 +20,7 @@ from digiq.quickstart import (
     QuickstartError,
     plan_steps,
     run_quickstart,
+    train_config,
 )
 from digiq.quickstart_cli import quickstart_command
 from digiq.quickstart_report import difference_interval, ordering_check
@@ -66,6 +67,10 @@ def test_plan_names_every_step_and_uses_the_scale(tmp_path: Path) -> None:
         assert command[command.index("--num-tasks") + 1] == str(scale.eval_tasks)
         assert command[command.index("--seeds") + 1] == str(scale.eval_seeds)
     assert scale.eval_tasks * scale.eval_seeds >= 48  # the minimum per method
+    # The stage options go to the Digi-Q runs through their YAML config.
+    assert train_config(scale)["candidates"]["temperature"] == scale.candidate_temperature
+    assert train_config(scale)["critic"]["steps"] == scale.critic_steps
+    assert SCALES["full"].candidate_temperature == 1.2  # the published setting
 
 
 def test_difference_interval_and_ordering() -> None:
@@ -155,6 +160,9 @@ def test_tiny_quickstart_interrupted_then_resumed_writes_every_output(
         assert entry["wall_s"] > 0 and entry["peak_rss_mb"] > 0, (name, entry)
         assert Path(entry["log"]).is_file()
 
+    stages = json.loads((out / "runs" / "digiq" / "stages.json").read_text())["stages"]
+    assert stages["candidates"]["metrics"]["temperature"] == SCALES["tiny"].candidate_temperature
+    assert stages["critic"]["metrics"]["steps"] == SCALES["tiny"].critic_steps
     summary = json.loads((out / "summary.json").read_text())
     scale = SCALES["tiny"]
     for method in METHODS:
