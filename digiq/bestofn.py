@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from android.actions import parse_autoui
+from digiq.policy_losses import POLICY_LOSSES
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ __all__ = [
     "build_policy_targets",
 ]
 
-METHODS = ("bestofn", "sft", "filtered-bc", "awr", "pg")
+METHODS = POLICY_LOSSES
 #: Best-of-N advantage thresholds of the published scripts, by task set.
 THRESHOLDS = {"general": 0.10, "webshop": 0.05}
 #: Used for task sets the paper did not train on (``custom``, unknown).

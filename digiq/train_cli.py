@@ -31,20 +31,17 @@ from typing import Any
 
 import click
 
-from digiq.bestofn import METHODS
+from digiq._runtime import raise_interrupt
 from digiq.models.presets import MissingCheckpointError, list_presets
+from digiq.policy_losses import POLICY_LOSSES
 
 __all__ = ["train_group", "main"]
 
 log = logging.getLogger(__name__)
 
-LOSSES = tuple(dict.fromkeys(METHODS))
+LOSSES = POLICY_LOSSES
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _existing_path(option: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
@@ -245,7 +242,7 @@ def _run(stage_names: list[str], **opts: Any) -> None:
             )
     previous = None
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         record = run_stages(
             stage_names,

@@ -54,3 +54,14 @@ def test_console_scripts_exist_and_help(script: str) -> None:
     result = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout
+
+
+def test_the_command_line_starts_without_importing_torch() -> None:
+    # `digiq --help` and every alias import digiq.cli; torch costs about 1.4 s to import, so
+    # the learner's modules are imported only when a training command runs.
+    code = "import sys, digiq.cli; print('torch' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
