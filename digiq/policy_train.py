@@ -89,6 +89,7 @@ from digiq.checkpoint import (
 )
 from digiq.device_utils import configure_threads, select_precision
 from digiq.models.policy import POLICY_JSON, PolicyModel, policy_corpus, screen_pixels
+from digiq.policy_losses import BC_LOSSES, POLICY_LOSSES
 from trajectories import ReplayBuffer
 from trajectories.images import decode_image
 from trajectories.manifest import atomic_write_bytes
@@ -113,8 +114,6 @@ __all__ = [
     "run_policy_train",
 ]
 
-BC_LOSSES = ("sft", "filtered-bc")
-POLICY_LOSSES = ("bestofn", "sft", "filtered-bc", "awr", "pg")
 STAGES = ("bc", "policy")
 DEFAULT_BC_EPOCHS = 16.0
 DEFAULT_POLICY_EPOCHS = 2.0
@@ -790,10 +789,12 @@ class _Trainer:
         train, val, data_stats = self._examples(buffer, model)
         train_nonzero = [e for e in train if e.weight != 0.0]
         if not train_nonzero:
-            raise ValueError(
-                f"{c.stage} ({c.loss}): no training example has a non-zero weight "
-                f"({len(train)} examples; {data_stats})"
+            reason = (
+                f"no training example has a non-zero weight ({len(train)} examples; {data_stats})"
             )
+            if not c.init:
+                raise ValueError(f"{c.stage} ({c.loss}): {reason}")
+            return self._finish_unchanged(model, reason, len(train), data_stats, started)
         loss_scale = len(train_nonzero) / len(train)
         val_nonzero = [e for e in val if e.weight != 0.0]
         val_eval = val_nonzero[: c.max_val_examples]
@@ -995,6 +996,39 @@ class _Trainer:
         if accelerator.is_main_process:
             _write_json(self.work / "metrics.json", result)
         accelerator.free_memory()
+        return result
+
+    def _finish_unchanged(
+        self,
+        model: PolicyModel,
+        reason: str,
+        train_examples: int,
+        data_stats: dict[str, Any],
+        started: float,
+    ) -> dict[str, Any]:
+        """Zero gradient steps from the initial policy: the result IS the initial policy.
+
+        Filtered BC on data whose training split holds no successful episode, or Best-of-N
+        with no state above the threshold, updates nothing; saying so and keeping the
+        initial policy is exact, where failing would leave the method without a policy."""
+        c = self.config
+        log.warning("%s (%s): %s; the result is the initial policy, unchanged", c.stage, c.loss,
+                    reason)  # fmt: skip
+        result: dict[str, Any] = {
+            "stage": c.stage,
+            "loss": c.loss,
+            "step": 0,
+            "total_steps": 0,
+            "finished": True,
+            "unchanged": reason,
+            "train_examples": train_examples,
+            "train_nonzero": 0,
+            "data": data_stats,
+            "num_parameters": model.num_parameters,
+            "seconds": time.perf_counter() - started,
+        }
+        model.save(self.final, extra={"stage": c.stage, "train_config": c.to_dict(), **result})
+        _write_json(self.work / "metrics.json", result)
         return result
 
 

@@ -36,6 +36,7 @@ see README).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -62,7 +63,6 @@ __all__ = [
     "QuickstartError",
     "plan_steps",
     "run_quickstart",
-    "method_results",
     "read_record",
 ]
 
@@ -497,19 +497,11 @@ def _run_command(command: Sequence[str], log_path: Path, env: dict[str, str]) ->
                     os.killpg(proc.pid, signal.SIGINT)
                     proc.wait(timeout=60)
                 except (ProcessLookupError, subprocess.TimeoutExpired):
-                    with _suppress():
+                    with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
                 raise
     return code, memory.peak_bytes / 2**20
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
-        return exc_type is not None and issubclass(exc_type, ProcessLookupError)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -582,10 +574,7 @@ def run_quickstart(
     try:
         for step in steps:
             bar.set_postfix_str(step.name)
-            if step.name == "filtered-bc" and _offline_successes(out) == 0:
-                _no_filtered_data(out, record, echo)
-            else:
-                _run_step(out, step, record, env, echo)
+            _run_step(out, step, record, env, echo)
             bar.update(1)
             if until == step.name:
                 return record
@@ -643,45 +632,6 @@ def _run_step(
     echo(f"{step.name}: done in {entry['wall_s']:.1f} s (peak {entry['peak_rss_mb']:.0f} MiB)")
 
 
-def _offline_successes(out: Path) -> int:
-    """Successful episodes in the offline dataset (Filtered BC trains on them only)."""
-    from trajectories import ReplayBuffer
-
-    buffer = ReplayBuffer.open(out / "data" / "offline")
-    return sum(1 for episode in buffer.episodes() if episode.success)
-
-
-def _no_filtered_data(out: Path, record: dict[str, Any], echo: Callable) -> None:
-    """Filtered BC with nothing to imitate is the behaviour policy itself: say so, copy it."""
-    import shutil
-
-    entry = record["steps"].get("filtered-bc") or {}
-    if entry.get("status") == "done":
-        echo("filtered-bc: done earlier, skipped")
-        return
-    target = out / "runs" / "filtered-bc" / "bc"
-    if target.exists():
-        shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(out / "runs" / "behaviour" / "bc", target)
-    note = (
-        "the offline data holds no successful episode, so Filtered BC has nothing to imitate "
-        "and equals the behaviour policy (copied unchanged)"
-    )
-    record["steps"]["filtered-bc"] = {
-        "status": "done",
-        "note": note,
-        "attempts": int(entry.get("attempts", 0)) + 1,
-        "wall_s": 0.0,
-        "peak_rss_mb": 0.0,
-        "outputs": [str(target)],
-        "log": None,
-    }
-    record.setdefault("notes", []).append(f"filtered-bc: {note}")
-    _write_record(out, record)
-    echo(f"filtered-bc: {note}")
-
-
 def _write_yaml(path: Path, data: dict[str, Any]) -> None:
     import yaml
 
@@ -707,10 +657,3 @@ def _report_step(out: Path, record: dict[str, Any], echo: Callable) -> None:
     record["summary"] = {k: v for k, v in summary.items() if k != "files"}
     _write_record(out, record)
     echo(summary["table_text"])
-
-
-def method_results(out: str | Path) -> dict[str, dict[str, Any]]:
-    """Per method: episodes, rules successes and oracle successes of its evaluation."""
-    from digiq.quickstart_report import evaluation_counts
-
-    return {m: evaluation_counts(Path(out) / "eval" / m) for m in METHODS}

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from digiq._runtime import raise_interrupt
 from digiq.quickstart import EXIT_INTERRUPTED, METHODS, SCALES, QuickstartError, run_quickstart
 
 STEP_NAMES = (
@@ -23,10 +24,6 @@ STEP_NAMES = (
     *(f"eval-{m}" for m in METHODS if m != "behaviour"),
     "report",
 )
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @click.command(name="quickstart", context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,7 +108,7 @@ def quickstart_command(
     out = out or Path("runs") / f"quickstart-{task_set}-{scale}"
     previous = None
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous = signal.signal(signal.SIGTERM, raise_interrupt)
 
     def echo(text: str) -> None:
         click.echo(text, err=True)

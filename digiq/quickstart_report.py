@@ -15,6 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -247,9 +250,7 @@ def _plots(out: Path, counts: dict[str, dict[str, Any]], labels: dict[str, str])
         ("digiq-mc", "policy"),
     ):
         rows = _read_jsonl(out / "runs" / run / "work" / stage / "logs" / "metrics.jsonl")
-        xs, ys = _curve(rows, f"{stage}/loss" if stage == "bc" else "policy/loss")
-        if not xs:
-            xs, ys = _curve(rows, "policy/loss")
+        xs, ys = _curve(rows, f"{stage}/loss")
         if xs:
             ax.plot(xs, ys, label=run)
     ax.set_xlabel("optimiser step")
@@ -300,6 +301,8 @@ def _training_facts(out: Path) -> dict[str, Any]:
                 if isinstance(v, int | float)
                 and (k.startswith("val") or k in ("states", "train_examples", "train_nonzero"))
             }
+            if metrics.get("unchanged"):
+                keep["unchanged"] = metrics["unchanged"]  # nothing to train on: the init policy
             if keep:
                 facts[f"{run}/{stage}"] = keep
     for name in ("demos", "offline"):
@@ -350,11 +353,8 @@ def write_report(out: Path, record: dict[str, Any]) -> dict[str, Any]:
                 else "its interval does NOT lie above zero"
             )
         )
-    import platform
-    import time as _time
-
-    when = _time.strftime("%Y-%m-%d %H:%M UTC", _time.gmtime(record.get("started", _time.time())))
-    machine = f"{platform.machine()}, {__import__('os').cpu_count()} CPUs, {platform.system()}"
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record.get("started", time.time())))
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"
     markdown = "\n".join(
         [
             f"# Quickstart results ({settings.get('task_set', '?')}, scale {scale.get('name')})",

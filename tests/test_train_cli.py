@@ -54,11 +54,11 @@ def frame(episode: int, step: int) -> bytes:
     return encode_png(img)
 
 
-def write_dataset(root: Path, episodes: int = 12) -> Path:
+def write_dataset(root: Path, episodes: int = 12, *, successes: bool = True) -> Path:
     with DatasetWriter(root, episodes_per_shard=4) as writer:
         for n in range(episodes):
             query = QUERIES[n % len(QUERIES)]
-            success = n % 2 == 0
+            success = successes and n % 2 == 0
             actions = [Action.tap(0.13, 0.5), Action.type(query), Action.enter()]
             episode = EpisodeRecord.new(
                 f'Go to ebay.com, search for "{query}"',
@@ -303,6 +303,25 @@ def test_a_stopped_bc_run_resumes_to_the_same_weights(dataset: Path, tmp_path: P
     assert run_policy_train(bc_config(dataset, tmp_path / "b"))["step"] == 8
     with pytest.raises(ValueError, match="lr"):
         run_policy_train(bc_config(dataset, tmp_path / "b", lr=0.5))
+
+
+def test_filtered_bc_with_nothing_to_imitate_keeps_the_initial_policy(
+    bc_run: Path, tmp_path: Path
+) -> None:
+    failures = write_dataset(tmp_path / "failures", episodes=6, successes=False)
+    result = run_policy_train(
+        bc_config(failures, tmp_path / "fbc", loss="filtered-bc", init=str(bc_run / "bc"))
+    )
+    assert "no training example has a non-zero weight" in result["unchanged"]
+    assert result["finished"] and result["step"] == 0
+    init = PolicyModel.load(bc_run / "bc")
+    kept = PolicyModel.load(tmp_path / "fbc" / "bc")
+    assert kept.model_id == init.model_id  # same weights, same id (candidate sets key on it)
+    a, b = init.net.state_dict(), kept.net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # without an initial policy there is nothing to keep: a clear error
+    with pytest.raises(ValueError, match="no training example has a non-zero weight"):
+        run_policy_train(bc_config(failures, tmp_path / "new", loss="filtered-bc"))
 
 
 def test_run_stages_records_failures_and_skips_done_stages(dataset: Path, tmp_path: Path) -> None:
