@@ -1,0 +1,297 @@
+"""How good are the actions each policy-extraction method imitates? (simulated Web Shopping)
+
+The quickstart's table says which policy succeeds; this says why, by scoring what each method
+is trained to imitate against the scripted expert (``eval.agents.scripted.ScriptedAgent`` at
+noise 0, the agent that writes the demonstrations). At every recorded state of the offline data
+the expert's intended action is computed from the RECORDED UI tree (the same reading of the
+screen the scripted agent does online; nothing here touches a simulator), then:
+
+* ``dataset_match``: share of the behaviour policy's own actions that match the expert;
+* ``candidate_coverage``: share of states where at least one of the N candidates matches it
+  (the ceiling of Best-of-N with a perfect critic);
+* ``critic_pairwise``: over states holding both expert-matching and other valid candidates,
+  P(max(Q1, Q2) of a matching candidate > that of a non-matching one) (0.5 = chance);
+* ``bestofn``: the Best-of-N targets with weight > 0 (what the Digi-Q policy imitates): count,
+  share matching the expert, the most common confusions (expert intent -> chosen target);
+* ``filtered_bc``: the steps of successful episodes (what Filtered BC imitates): count, share
+  matching the expert, share unparseable.
+
+Match rule: TYPE needs the same text (case-insensitive); other actions use the AitW rule
+(``android.actions.actions_match``) with the clickable elements' boxes of the recorded screen.
+States the expert has no script for (none in Web Shopping) are left out.
+
+``--data-size 0.33,0.67,1``: does the critic rank better with more data? A quarter of the
+episodes (by a hash of the episode id) is held out; TD critics (tiny preset, seeds 0 and 1) are
+trained on the given fractions of the rest, on the run's features, and ``critic_pairwise`` is
+measured on the held-out states only. (The VLM features come from the run's repr stage, which
+saw every episode: a small leak in the held-out figure's favour.)
+
+Usage: .venv/bin/python benchmarks/diagnose_targets.py --quickstart runs/demo [--data-size F,F]
+       .venv/bin/python benchmarks/diagnose_targets.py --data D --run R [--features-run F]
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from android.actions import Action, ActionType, actions_match, parse_autoui  # noqa: E402
+from android.observation import Observation  # noqa: E402
+from benchmarks._common import machine  # noqa: E402
+from eval.agents.base import AgentStep  # noqa: E402
+from eval.agents.scripted import ScriptedAgent  # noqa: E402
+from eval.tasks import load_task_set  # noqa: E402
+from trajectories import CandidateTable, ReplayBuffer  # noqa: E402
+
+SCREEN = (1080, 2280)  # the DigiRL profile the quickstart's simulated phones use
+
+
+def _boxes(step: Any) -> list[tuple[float, float, float, float]]:
+    return [e.normalized_box(SCREEN) for e in step.ui_elements if e.clickable]
+
+
+def expert_actions(buffer: ReplayBuffer) -> dict[tuple[str, int], tuple[Action, list]]:
+    """(episode id, step) -> (the expert's intended action, clickable boxes) for every state."""
+    tasks: dict[str, Any] = {}
+    for split in ("train", "test"):
+        tasks.update({t.task_id: t for t in load_task_set("webshop", split)})
+    expert = ScriptedAgent(noise=0.0)
+    shot = np.zeros((SCREEN[1], SCREEN[0], 3), np.uint8)  # geometry only: intent reads the tree
+    out: dict[tuple[str, int], tuple[Action, list]] = {}
+    for episode, steps in buffer.iter_episodes():
+        task = tasks.get(episode.task_id)
+        if task is None:
+            continue
+        history: list[AgentStep] = []
+        for step in steps:
+            if not step.action_text:
+                break
+            obs = Observation(shot, list(step.ui_elements), step.activity, step=step.step)
+            try:
+                intended = expert.intent(obs, task, history).action
+            except Exception:  # noqa: BLE001 - a screen the expert cannot read: leave it out
+                intended = None
+            if intended is not None:
+                out[(episode.episode_id, step.step)] = (intended, _boxes(step))
+            history.append(AgentStep(step.step, obs, parse_autoui(step.action_text)))
+    return out
+
+
+def matches(text: str, intended: Action, boxes: list) -> bool:
+    action = parse_autoui(text)
+    if not action.is_valid:
+        return False
+    if action.action_type is ActionType.TYPE and intended.action_type is ActionType.TYPE:
+        return action.typed_text.strip().lower() == intended.typed_text.strip().lower()
+    return actions_match(action, intended, boxes)
+
+
+def _summary(action: Action, task: str) -> str:
+    if not action.is_valid:
+        return "INVALID"
+    if action.action_type is ActionType.DUAL_POINT:
+        kind = "tap" if action.is_tap else "swipe"
+        y, x = action.touch_yx or (0, 0)
+        return f"{kind}({x:.1f},{y:.1f})"
+    if action.action_type is ActionType.TYPE:
+        return "type:" + ("from-goal" if action.typed_text.lower() in task.lower() else "other")
+    return action.action_type.name
+
+
+def diagnose(data: Path, run: Path, features_run: Path) -> dict[str, Any]:
+    from digiq.bestofn import build_policy_targets
+    from digiq.checkpoint import latest_checkpoint
+    from digiq.critic import CriticData, load_critic, score_data
+    from digiq.pipeline import feature_prefix, read_stages
+
+    buffer = ReplayBuffer.open(data)
+    candidates = read_stages(features_run)["stages"]["candidates"]["metrics"]["name"]
+    table = CandidateTable.open(data, candidates)
+    ckpt = latest_checkpoint(run / "work" / "critic")
+    if ckpt is None:
+        raise SystemExit(f"no critic checkpoint under {run / 'work' / 'critic'}")
+    critic = load_critic(ckpt)
+    critic_data = CriticData.from_buffer(
+        buffer, prefix=feature_prefix(features_run), candidates=table
+    )
+    scores = score_data(critic, critic_data)
+    q = np.maximum(scores.q1, scores.q2)
+    expert = expert_actions(buffer)
+
+    key_of = {}
+    for tid in scores.transition_ids.tolist():
+        t = buffer.transition(tid)
+        key_of[tid] = ((t.episode_id, t.step), t.task)
+    dataset, coverage, labels = [], [], {}
+    for row, tid in enumerate(scores.transition_ids.tolist()):
+        key, _task = key_of[tid]
+        if key not in expert:
+            continue
+        intended, boxes = expert[key]
+        cands = [a for a, _ in table.get(tid)]
+        ok = [matches(a, intended, boxes) for a in cands]
+        valid = [parse_autoui(a).is_valid for a in cands]
+        dataset.append(ok[0])
+        coverage.append(any(ok))
+        labels[row] = (ok, valid)
+    pairs = _pairwise(q, labels)
+
+    targets = build_policy_targets(buffer, table, scores, "bestofn", None, on_missing="skip")
+    chosen, by_type, confusions = [], collections.Counter(), collections.Counter()
+    for target in targets:
+        if target.weight <= 0:
+            continue
+        key, task = key_of.get(target.transition_id, (None, ""))
+        if key not in expert:
+            continue
+        intended, boxes = expert[key]
+        ok = matches(target.target, intended, boxes)
+        chosen.append(ok)
+        action = parse_autoui(target.target)
+        by_type[(_summary(action, task).split("(")[0].split(":")[0], ok)] += 1
+        if not ok:
+            confusions[(_summary(intended, task), _summary(action, task))] += 1
+
+    fbc, fbc_invalid = [], 0
+    for episode, steps in buffer.iter_episodes():
+        if not episode.success:
+            continue
+        for step in steps:
+            key = (episode.episode_id, step.step)
+            if not step.action_text or key not in expert:
+                continue
+            fbc.append(matches(step.action_text, *expert[key]))
+            fbc_invalid += not parse_autoui(step.action_text).is_valid
+
+    def share(values: list) -> float | None:
+        return round(float(np.mean(values)), 4) if values else None
+
+    kinds = sorted({k for k, _ in by_type})
+    return {
+        "run": str(run),
+        "states": len(dataset),
+        "num_candidates": table.num_candidates,
+        "dataset_match": share(dataset),
+        "candidate_coverage": share(coverage),
+        "critic_pairwise": share(pairs),
+        "critic_pairs": len(pairs),
+        "bestofn": {
+            "targets": len(chosen),
+            "expert_match": share(chosen),
+            "by_type": {
+                k: {"match": by_type[(k, True)], "miss": by_type[(k, False)]} for k in kinds
+            },
+            "top_confusions": [
+                {"expert": e, "target": t, "count": n} for (e, t), n in confusions.most_common(8)
+            ],
+        },
+        "filtered_bc": {
+            "targets": len(fbc),
+            "expert_match": share(fbc),
+            "invalid": round(fbc_invalid / len(fbc), 4) if fbc else None,
+        },
+    }
+
+
+def _pairwise(q: np.ndarray, labels: dict[int, tuple[list[bool], list[bool]]]) -> list[bool]:
+    pairs: list[bool] = []
+    for row, (ok, valid) in labels.items():
+        good = [k for k in range(len(ok)) if ok[k] and not np.isnan(q[row, k])]
+        bad = [k for k in range(len(ok)) if valid[k] and not ok[k] and not np.isnan(q[row, k])]
+        pairs += [bool(q[row, g] > q[row, b]) for g in good for b in bad]
+    return pairs
+
+
+def data_size(data: Path, features_run: Path, fractions: list[float]) -> list[dict[str, Any]]:
+    """Held-out critic_pairwise of TD critics trained on growing shares of the episodes."""
+    import zlib
+
+    from digiq.critic import CriticConfig, CriticData, CriticTrainer, score_data
+    from digiq.models.presets import get_preset
+    from digiq.pipeline import feature_prefix, read_stages
+
+    buffer = ReplayBuffer.open(data)
+    name = read_stages(features_run)["stages"]["candidates"]["metrics"]["name"]
+    table = CandidateTable.open(data, name)
+    full = CriticData.from_buffer(buffer, prefix=feature_prefix(features_run), candidates=table)
+    expert = expert_actions(buffer)
+    episode = np.array([buffer.transition(int(t)).episode_id for t in full.transition_ids])
+    bucket = np.array([zlib.crc32(e.encode()) % 1000 / 1000 for e in episode])
+    held = full.subset(bucket < 0.25)
+    labels = {}
+    for row, tid in enumerate(held.transition_ids.tolist()):
+        t = buffer.transition(tid)
+        if (t.episode_id, t.step) not in expert:
+            continue
+        cands = [a for a, _ in table.get(tid)]
+        labels[row] = (
+            [matches(a, *expert[(t.episode_id, t.step)]) for a in cands],
+            [parse_autoui(a).is_valid for a in cands],
+        )
+    out = []
+    for fraction in fractions:
+        pool = (bucket >= 0.25) & (bucket < 0.25 + 0.75 * fraction)
+        train, val = full.subset(pool).split(0.1, seed=0)
+        for seed in (0, 1):
+            config = CriticConfig.from_model_preset(
+                get_preset("tiny", check=False),
+                state_dim=full.state_dim,
+                action_dim=full.action_dim,
+                vlm_dim=full.vlm_dim,
+                seed=seed,
+            )
+            trainer = CriticTrainer(config, train, val, run_dir=None, device="cpu")
+            trainer.train()
+            scores = score_data(trainer.critic, held)
+            trainer.close()
+            pairs = _pairwise(np.maximum(scores.q1, scores.q2), labels)
+            out.append(
+                {
+                    "train_fraction": fraction,
+                    "seed": seed,
+                    "train_episodes": len(set(episode[pool].tolist())),
+                    "train_transitions": int(pool.sum()),
+                    "heldout_pairs": len(pairs),
+                    "heldout_pairwise": round(float(np.mean(pairs)), 4) if pairs else None,
+                }
+            )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quickstart", type=Path, help="a quickstart OUT folder (both runs)")
+    parser.add_argument("--data", type=Path, help="the offline dataset folder")
+    parser.add_argument("--run", type=Path, help="a Digi-Q run folder (its critic)")
+    parser.add_argument("--features-run", type=Path, help="run holding the candidates/features")
+    parser.add_argument("--data-size", help="comma-separated training fractions (see above)")
+    args = parser.parse_args()
+    if args.quickstart:
+        out = args.quickstart
+        jobs = [
+            (out / "data/offline", out / "runs" / r, out / "runs/digiq")
+            for r in ("digiq", "digiq-mc")
+        ]
+    elif args.data and args.run:
+        jobs = [(args.data, args.run, args.features_run or args.run)]
+    else:
+        parser.error("give --quickstart OUT, or --data and --run")
+    results = [diagnose(*job) for job in jobs if (job[1] / "work" / "critic").exists()]
+    report: dict[str, Any] = {"machine": machine(), "results": results}
+    if args.data_size:
+        fractions = [float(f) for f in args.data_size.split(",")]
+        report["data_size"] = data_size(jobs[0][0], jobs[0][2], fractions)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
