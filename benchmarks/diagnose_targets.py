@@ -18,7 +18,7 @@ screen the scripted agent does online; nothing here touches a simulator), then:
 
 Match rule: TYPE needs the same text (case-insensitive); other actions use the AitW rule
 (``android.actions.actions_match``) with the clickable elements' boxes of the recorded screen.
-States the expert has no script for (none in Web Shopping) are left out.
+Episodes of tasks outside the Web Shopping lists are left out.
 
 ``--data-size 0.33,0.67,1``: does the critic rank better with more data? A quarter of the
 episodes (by a hash of the episode id) is held out; TD critics (tiny preset, seeds 0 and 1) are
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import io
 import json
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from android.actions import Action, ActionType, actions_match, parse_autoui  # noqa: E402
 from android.observation import Observation  # noqa: E402
@@ -52,11 +54,15 @@ from eval.agents.scripted import ScriptedAgent  # noqa: E402
 from eval.tasks import load_task_set  # noqa: E402
 from trajectories import CandidateTable, ReplayBuffer  # noqa: E402
 
-SCREEN = (1080, 2280)  # the DigiRL profile the quickstart's simulated phones use
+
+def _screen_size(step: Any) -> tuple[int, int]:
+    """(width, height) of a recorded screenshot (its header only; the pixels are not needed)."""
+    with Image.open(io.BytesIO(step.screenshot)) as image:
+        return image.size
 
 
-def _boxes(step: Any) -> list[tuple[float, float, float, float]]:
-    return [e.normalized_box(SCREEN) for e in step.ui_elements if e.clickable]
+def _boxes(step: Any, screen: tuple[int, int]) -> list[tuple[float, float, float, float]]:
+    return [e.normalized_box(screen) for e in step.ui_elements if e.clickable]
 
 
 def expert_actions(buffer: ReplayBuffer) -> dict[tuple[str, int], tuple[Action, list]]:
@@ -65,23 +71,21 @@ def expert_actions(buffer: ReplayBuffer) -> dict[tuple[str, int], tuple[Action, 
     for split in ("train", "test"):
         tasks.update({t.task_id: t for t in load_task_set("webshop", split)})
     expert = ScriptedAgent(noise=0.0)
-    shot = np.zeros((SCREEN[1], SCREEN[0], 3), np.uint8)  # geometry only: intent reads the tree
     out: dict[tuple[str, int], tuple[Action, list]] = {}
     for episode, steps in buffer.iter_episodes():
         task = tasks.get(episode.task_id)
         if task is None:
             continue
         history: list[AgentStep] = []
+        screen = _screen_size(steps[0])
+        # Geometry only (coordinates are normalised by it): the expert reads the UI tree.
+        shot = np.zeros((screen[1], screen[0], 3), np.uint8)
         for step in steps:
             if not step.action_text:
                 break
             obs = Observation(shot, list(step.ui_elements), step.activity, step=step.step)
-            try:
-                intended = expert.intent(obs, task, history).action
-            except Exception:  # noqa: BLE001 - a screen the expert cannot read: leave it out
-                intended = None
-            if intended is not None:
-                out[(episode.episode_id, step.step)] = (intended, _boxes(step))
+            intended = expert.intent(obs, task, history).action
+            out[(episode.episode_id, step.step)] = (intended, _boxes(step, screen))
             history.append(AgentStep(step.step, obs, parse_autoui(step.action_text)))
     return out
 
@@ -131,18 +135,9 @@ def diagnose(data: Path, run: Path, features_run: Path) -> dict[str, Any]:
     for tid in scores.transition_ids.tolist():
         t = buffer.transition(tid)
         key_of[tid] = ((t.episode_id, t.step), t.task)
-    dataset, coverage, labels = [], [], {}
-    for row, tid in enumerate(scores.transition_ids.tolist()):
-        key, _task = key_of[tid]
-        if key not in expert:
-            continue
-        intended, boxes = expert[key]
-        cands = [a for a, _ in table.get(tid)]
-        ok = [matches(a, intended, boxes) for a in cands]
-        valid = [parse_autoui(a).is_valid for a in cands]
-        dataset.append(ok[0])
-        coverage.append(any(ok))
-        labels[row] = (ok, valid)
+    labels = candidate_labels(scores.transition_ids, buffer, table, expert)
+    dataset = [ok[0] for ok, _ in labels.values()]
+    coverage = [any(ok) for ok, _ in labels.values()]
     pairs = _pairwise(q, labels)
 
     targets = build_policy_targets(buffer, table, scores, "bestofn", None, on_missing="skip")
@@ -202,6 +197,24 @@ def diagnose(data: Path, run: Path, features_run: Path) -> dict[str, Any]:
     }
 
 
+def candidate_labels(
+    transition_ids: np.ndarray, buffer: ReplayBuffer, table: CandidateTable, expert: dict
+) -> dict[int, tuple[list[bool], list[bool]]]:
+    """row -> (candidate matches the expert, candidate parses) for rows the expert covers."""
+    labels = {}
+    for row, tid in enumerate(np.asarray(transition_ids).tolist()):
+        t = buffer.transition(tid)
+        key = (t.episode_id, t.step)
+        if key not in expert:
+            continue
+        cands = [a for a, _ in table.get(tid)]
+        labels[row] = (
+            [matches(a, *expert[key]) for a in cands],
+            [parse_autoui(a).is_valid for a in cands],
+        )
+    return labels
+
+
 def _pairwise(q: np.ndarray, labels: dict[int, tuple[list[bool], list[bool]]]) -> list[bool]:
     pairs: list[bool] = []
     for row, (ok, valid) in labels.items():
@@ -227,16 +240,7 @@ def data_size(data: Path, features_run: Path, fractions: list[float]) -> list[di
     episode = np.array([buffer.transition(int(t)).episode_id for t in full.transition_ids])
     bucket = np.array([zlib.crc32(e.encode()) % 1000 / 1000 for e in episode])
     held = full.subset(bucket < 0.25)
-    labels = {}
-    for row, tid in enumerate(held.transition_ids.tolist()):
-        t = buffer.transition(tid)
-        if (t.episode_id, t.step) not in expert:
-            continue
-        cands = [a for a, _ in table.get(tid)]
-        labels[row] = (
-            [matches(a, *expert[(t.episode_id, t.step)]) for a in cands],
-            [parse_autoui(a).is_valid for a in cands],
-        )
+    labels = candidate_labels(held.transition_ids, buffer, table, expert)
     out = []
     for fraction in fractions:
         pool = (bucket >= 0.25) & (bucket < 0.25 + 0.75 * fraction)

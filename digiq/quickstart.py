@@ -91,14 +91,15 @@ class Scale:
     eval_tasks: int
     eval_seeds: int
     devices: int
-    preset: str = "tiny"
     # One training budget for every policy-extraction method (Filtered BC and the Best-of-N
     # policy of both Digi-Q runs): the same optimiser steps and learning rate, all starting
     # from the behaviour policy, so the table compares what each method imitates, not how long
-    # it trained. (Measured before this was shared: Filtered BC had 80 steps at lr 1e-3 and
-    # Best-of-N 24 at 1e-4, so Best-of-N barely moved the behaviour policy; README.)
-    extraction_steps: int | None = None
-    extraction_lr: float | None = None
+    # it trained. Required, so no scale can fall back to the stages' different defaults
+    # (which is what happened before: Filtered BC had 80 steps at lr 1e-3 and Best-of-N 24 at
+    # 1e-4, so Best-of-N barely moved the behaviour policy; README).
+    extraction_steps: int
+    extraction_lr: float
+    preset: str = "tiny"
     max_steps: int | None = None  # episode step budget (None: the task set's default)
     # Candidate sampling temperature. Published: 1.2. The tiny copy-head policy garbles the
     # typed query at 1.2 (measured: 46 of 58 Best-of-N TYPE targets typed text not in the goal;
@@ -125,6 +126,7 @@ SCALES: dict[str, Scale] = {
         eval_seeds=1,
         devices=2,
         extraction_steps=2,
+        extraction_lr=1e-3,
         max_steps=5,
         candidate_temperature=1.0,
         notes="a few episodes per step: proves the pipeline runs, says nothing about quality",
@@ -406,24 +408,20 @@ def train_config(scale: Scale) -> dict[str, Any]:
         "candidates": {"temperature": scale.candidate_temperature},
         "critic": {"steps": scale.critic_steps},
     }
-    policy: dict[str, Any] = {}
-    if scale.extraction_steps:
-        policy["steps"] = scale.extraction_steps
-    if scale.extraction_lr:
-        policy["lr"] = scale.extraction_lr
-    if policy:
-        config["policy"] = policy
+    config["policy"] = _extraction_budget(scale)
     return config
 
 
+def _extraction_budget(scale: Scale) -> dict[str, Any]:
+    """The training budget every policy-extraction method gets (see :class:`Scale`)."""
+    return {"steps": scale.extraction_steps, "lr": scale.extraction_lr}
+
+
 def _extraction_options(scale: Scale) -> list[str]:
-    """Filtered BC's command-line twin of the ``policy`` section of :func:`train_config`."""
-    options: list[str] = []
-    if scale.extraction_steps:
-        options += ["--steps", str(scale.extraction_steps)]
-    if scale.extraction_lr:
-        options += ["--lr", str(scale.extraction_lr)]
-    return options
+    """Filtered BC's command-line form of :func:`_extraction_budget`."""
+    return [
+        arg for key, value in _extraction_budget(scale).items() for arg in (f"--{key}", str(value))
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

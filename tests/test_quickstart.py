@@ -73,6 +73,18 @@ def test_plan_names_every_step_and_uses_the_scale(tmp_path: Path) -> None:
     assert SCALES["full"].candidate_temperature == 1.2  # the published setting
 
 
+@pytest.mark.parametrize("name", sorted(SCALES))
+def test_every_extraction_method_gets_the_same_training_budget(tmp_path: Path, name: str) -> None:
+    # Filtered BC (a bc command) and the Best-of-N policies (the YAML's policy section) must
+    # train for the same steps at the same learning rate, or the table compares budgets.
+    scale = SCALES[name]
+    fbc = {s.name: s for s in plan_steps(tmp_path, scale)}["filtered-bc"].commands[0]
+    policy = train_config(scale)["policy"]
+    assert policy == {"steps": scale.extraction_steps, "lr": scale.extraction_lr}
+    assert int(fbc[fbc.index("--steps") + 1]) == policy["steps"]
+    assert float(fbc[fbc.index("--lr") + 1]) == policy["lr"]
+
+
 def test_difference_interval_and_ordering() -> None:
     # Newcombe (1998) example 1 (hybrid score, method 10): 56/70 - 48/80 -> [0.0524, 0.3339].
     low, high = difference_interval(56, 70, 48, 80)
