@@ -13,6 +13,8 @@ screen the scripted agent does online; nothing here touches a simulator), then:
   P(max(Q1, Q2) of a matching candidate > that of a non-matching one) (0.5 = chance);
 * ``bestofn``: the Best-of-N targets with weight > 0 (what the Digi-Q policy imitates): count,
   share matching the expert, the most common confusions (expert intent -> chosen target);
+* ``by_expert_intent``: the same split by what the expert would do in the state (e.g. "tap
+  (0.5,0.1)", the address bar): states, candidate coverage, argmax / threshold / target hits;
 * ``filtered_bc``: the steps of successful episodes (what Filtered BC imitates): count, share
   matching the expert, share unparseable.
 
@@ -141,6 +143,7 @@ def diagnose(data: Path, run: Path, features_run: Path) -> dict[str, Any]:
     pairs = _pairwise(q, labels)
 
     targets = build_policy_targets(buffer, table, scores, "bestofn", None, on_missing="skip")
+    by_intent = _by_intent(scores, labels, key_of, expert, targets)
     chosen, by_type, confusions = [], collections.Counter(), collections.Counter()
     for target in targets:
         if target.weight <= 0:
@@ -189,12 +192,54 @@ def diagnose(data: Path, run: Path, features_run: Path) -> dict[str, Any]:
                 {"expert": e, "target": t, "count": n} for (e, t), n in confusions.most_common(8)
             ],
         },
+        "by_expert_intent": by_intent,
         "filtered_bc": {
             "targets": len(fbc),
             "expert_match": share(fbc),
             "invalid": round(fbc_invalid / len(fbc), 4) if fbc else None,
         },
     }
+
+
+def _by_intent(
+    scores: Any, labels: dict, key_of: dict, expert: dict, targets: list
+) -> list[dict[str, Any]]:
+    """Per expert intent (the action the expert would take there), how far Best-of-N gets:
+    states, states with a matching candidate (``covered``), of those where the argmax candidate
+    matches (``argmax_matches``) and where a matching candidate clears the threshold
+    (``matching_above_threshold``), then weighted targets and how many match."""
+    from digiq.bestofn import threshold_for
+
+    advantages = scores.advantages()
+    threshold = threshold_for("webshop")
+    by_tid = {t.transition_id: t for t in targets}
+    rows: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for row, (ok, _) in labels.items():
+        tid = int(scores.transition_ids[row])
+        key, task = key_of[tid]
+        intended, boxes = expert[key]
+        counts = rows[_summary(intended, task)]
+        counts["states"] += 1
+        adv = advantages[row]
+        matching = [float(adv[k]) for k in range(len(ok)) if ok[k] and not np.isnan(adv[k])]
+        if matching:
+            counts["covered"] += 1
+            counts["argmax_matches"] += bool(ok[int(np.nanargmax(adv))])
+            counts["matching_above_threshold"] += max(matching) > threshold
+        target = by_tid.get(tid)
+        if target is not None and target.weight > 0:
+            counts["targets"] += 1
+            counts["targets_matching"] += matches(target.target, intended, boxes)
+    fields = (
+        "states",
+        "covered",
+        "argmax_matches",
+        "matching_above_threshold",
+        "targets",
+        "targets_matching",
+    )
+    ordered = sorted(rows.items(), key=lambda kv: -kv[1]["states"])
+    return [{"intent": k, **{f: int(v[f]) for f in fields}} for k, v in ordered[:8]]
 
 
 def candidate_labels(

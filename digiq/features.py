@@ -16,11 +16,20 @@ store (name)              shape                  content
 ``state``                 ``[N, 1, D_state]``    per-state inputs, concatenated:
                                                  goal text emb (384) | previous action text emb
                                                  (384) | image features of the previous frame
-                                                 (D_img) | of the current frame (D_img);
+                                                 (D_img) | of the current frame (D_img)
+                                                 [| screen text emb (384), with
+                                                 ``critic.ui_tree_text``];
                                                  ``meta.extra["layout"]`` gives the
                                                  ``[start, stop)`` of each part
-``action_text``           ``[N, C, 384]``        text embedding of candidate c's AutoUI string
+``action_text``           ``[N, C, D_action]``   text embedding of candidate c's AutoUI string
+                                                 (384) [| of the action grounded on the UI
+                                                 tree (384), with ``critic.ui_tree_text``];
+                                                 ``meta.extra["layout"]`` as for ``state``
 ========================  =====================  ===============================================
+
+The bracketed UI-tree parts (:mod:`digiq.ui_grounding`: the screen's labelled elements, the
+element a tap lands on, the field a TYPE writes into) are the preset's choice: on for ``tiny``,
+whose VLM is trained from scratch and cannot read the screen, off for the 7B presets.
 
 N = transitions of the dataset (transition ids), C = candidates per state: candidate 0 is
 always the dataset action; with a candidate set (``candidates=<name>``, a
@@ -62,6 +71,7 @@ from digiq.models.presets import get_preset
 from digiq.models.text_encoder import TextEncoder
 from digiq.models.vlm import VLM
 from digiq.repr import PROMPT_VERSION, action_image, action_prompt, work_size
+from digiq.ui_grounding import GROUNDING_VERSION, describe_action, describe_screen
 from trajectories import CandidateTable, FeatureStore, ReplayBuffer
 from trajectories.images import image_size as encoded_image_size
 
@@ -238,12 +248,21 @@ def run_features(
                 log.info("recompute: deleting %s", path)
                 shutil.rmtree(path)
     text_dim, img_dim = text_encoder.dim, image_encoder.dim
+    ui_tree = preset.critic.ui_tree_text
     layout = {
         "goal": [0, text_dim],
         "prev_action": [text_dim, 2 * text_dim],
         "prev_image": [2 * text_dim, 2 * text_dim + img_dim],
         "image": [2 * text_dim + img_dim, 2 * text_dim + 2 * img_dim],
     }
+    if ui_tree:
+        layout["screen_text"] = [2 * text_dim + 2 * img_dim, 3 * text_dim + 2 * img_dim]
+    state_dim = max(stop for _, stop in layout.values())
+    action_layout = {"action": [0, text_dim]}
+    if ui_tree:
+        action_layout["grounded"] = [text_dim, 2 * text_dim]
+    action_dim = max(stop for _, stop in action_layout.values())
+    grounding = f"|{GROUNDING_VERSION}" if ui_tree else ""
     common = {"chunk_size": config.chunk_size}
     stores = {
         VLM_STORE: FeatureStore.create(
@@ -266,9 +285,9 @@ def run_features(
         STATE_STORE: FeatureStore.create(
             data_dir,
             names[STATE_STORE],
-            model=f"{text_encoder.name}|{image_encoder.name}",
+            model=f"{text_encoder.name}|{image_encoder.name}{grounding}",
             layer="pooled",
-            dim=2 * text_dim + 2 * img_dim,
+            dim=state_dim,
             num_candidates=1,
             extra={
                 "layout": layout,
@@ -280,11 +299,15 @@ def run_features(
         ACTION_TEXT_STORE: FeatureStore.create(
             data_dir,
             names[ACTION_TEXT_STORE],
-            model=text_encoder.name,
+            model=f"{text_encoder.name}{grounding}",
             layer="pooled",
-            dim=text_dim,
+            dim=action_dim,
             num_candidates=num_candidates,
-            extra={"text_encoder": text_encoder.name, "candidates": config.candidates},
+            extra={
+                "text_encoder": text_encoder.name,
+                "candidates": config.candidates,
+                "layout": action_layout,
+            },
             **common,
         ),
     }
@@ -337,8 +360,14 @@ def run_features(
             pairs += len(images)
             vlm_seconds += time.perf_counter() - tick
 
+        trees = (
+            [buffer.read_step(int(r)).ui_elements for r in rows]
+            if ui_tree and (chunk in missing[STATE_STORE] or chunk in missing[ACTION_TEXT_STORE])
+            else []
+        )
+
         if chunk in missing[STATE_STORE]:
-            out = np.zeros((stop - start, 1, 2 * text_dim + 2 * img_dim), np.float32)
+            out = np.zeros((stop - start, 1, state_dim), np.float32)
             if len(ids):
                 goals = text_encoder.encode([t.task for t in transitions])
                 prev_texts, prev_frames, prev_pos = [], [], []
@@ -350,7 +379,7 @@ def run_features(
                             prev_frames.append(frames.get(int(row) - 1, image_side))
                             prev_pos.append(k)
                 current = image_encoder.encode([frames.get(int(r), image_side) for r in rows])
-                state = np.zeros((len(ids), 2 * text_dim + 2 * img_dim), np.float32)
+                state = np.zeros((len(ids), state_dim), np.float32)
                 state[:, slice(*layout["goal"])] = goals
                 state[:, slice(*layout["image"])] = current
                 if prev_pos:
@@ -358,15 +387,31 @@ def run_features(
                     state[prev_pos, slice(*layout["prev_image"])] = image_encoder.encode(
                         prev_frames
                     )
+                if ui_tree:
+                    state[:, slice(*layout["screen_text"])] = text_encoder.encode(
+                        [describe_screen(tree) for tree in trees]
+                    )
                 out[keep, 0] = state
             stores[STATE_STORE].write_chunk(chunk, out)
             written[STATE_STORE] += 1
 
         if chunk in missing[ACTION_TEXT_STORE]:
-            out = np.zeros((stop - start, num_candidates, text_dim), np.float32)
+            out = np.zeros((stop - start, num_candidates, action_dim), np.float32)
             if len(ids):
                 flat = [text for texts in cand_texts for text in texts]
-                out[keep] = text_encoder.encode(flat).reshape(len(ids), num_candidates, text_dim)
+                shape = (len(ids), num_candidates, text_dim)
+                out[keep, :, slice(*action_layout["action"])] = text_encoder.encode(flat).reshape(
+                    shape
+                )
+                if ui_tree:
+                    grounded = [
+                        describe_action(parse_autoui(text), tree, frames.size(int(row)))
+                        for row, tree, texts in zip(rows, trees, cand_texts, strict=True)
+                        for text in texts
+                    ]
+                    out[keep, :, slice(*action_layout["grounded"])] = text_encoder.encode(
+                        grounded
+                    ).reshape(shape)
             stores[ACTION_TEXT_STORE].write_chunk(chunk, out)
             written[ACTION_TEXT_STORE] += 1
 
@@ -383,6 +428,7 @@ def run_features(
             for k, s in stores.items()
         },
         "layout": layout,
+        "action_layout": action_layout,
         "chunks_written": written,
         "vlm_pairs": pairs,
         "vlm_pairs_per_s": pairs / vlm_seconds if vlm_seconds else None,

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from android.actions import Action, parse_autoui, to_autoui
+from android.observation import UIElement
 from digiq.features import (
     FeaturesConfig,
     open_feature_stores,
@@ -20,6 +21,7 @@ from digiq.features import (
 from digiq.models import TextEncoder, TinyVLMConfig
 from digiq.models.vlm import VLM
 from digiq.repr import action_image, action_prompt, work_size
+from digiq.ui_grounding import describe_action, describe_screen
 from trajectories import (
     CandidateWriter,
     DatasetWriter,
@@ -43,7 +45,8 @@ TEST_TINY = TinyVLMConfig(
     text_intermediate=128,
     vocab_size=1024,
 )
-OVERRIDES = {"vlm_tiny": TEST_TINY, "vlm_image_size": 32}
+# The published inputs; the UI-tree ones (on in the tiny preset) have their own test below.
+OVERRIDES = {"vlm_tiny": TEST_TINY, "vlm_image_size": 32, "critic_ui_tree_text": False}
 W, H = 64, 128
 EPISODES, STEPS = 6, 3  # 18 transitions
 
@@ -242,3 +245,68 @@ def test_candidate_sets_must_cover_every_transition(
             config(dataset, candidates="partial", prefix="p-"), vlm=vlm, text_encoder=minilm
         )
     assert store_names("p-") == {"vlm": "p-vlm", "state": "p-state", "action_text": "p-action_text"}
+
+
+def test_ui_tree_inputs_describe_the_screen_and_where_each_candidate_lands(
+    tmp_path: Path, vlm: VLM, minilm: TextEncoder
+) -> None:
+    # Each frame's white box (see frame()) is a focused, clickable search field in the tree.
+    def tree(t: int) -> list[UIElement]:
+        box = UIElement(
+            text=f"search {t}",
+            resource_id="app:id/search",
+            class_name="android.widget.EditText",
+            bounds=(8, 10 + 20 * t, 56, 30 + 20 * t),
+            clickable=True,
+            focused=True,
+        )
+        return [UIElement(class_name="android.widget.FrameLayout", bounds=(0, 0, W, H)), box]
+
+    root = tmp_path / "ui"
+    with DatasetWriter(root, episodes_per_shard=2) as writer:
+        for n in range(2):
+            episode = EpisodeRecord.new(f"task {n}", episode_id=f"{n + 1:032x}", length=STEPS)
+            steps = [
+                StepRecord(
+                    episode.episode_id, t, frame(n, t), tree(t), action=ACTIONS[t], done=t == 2
+                )
+                for t in range(STEPS)
+            ]
+            steps.append(StepRecord(episode.episode_id, STEPS, frame(n, STEPS), tree(STEPS)))
+            writer.add_episode(episode, steps)
+    write_candidates(root)
+    overrides = {**OVERRIDES, "critic_ui_tree_text": True}
+    result = run_features(
+        config(root, candidates="n3", preset_overrides=overrides), vlm=vlm, text_encoder=minilm
+    )
+    stores = open_feature_stores(root)
+    img = vlm.image_feature_dim
+    layout = state_layout(stores.state)
+    assert layout["screen_text"] == slice(2 * 384 + 2 * img, 3 * 384 + 2 * img)
+    assert stores.action_text.meta.extra["layout"] == {"action": [0, 384], "grounded": [384, 768]}
+    assert result["action_layout"] == stores.action_text.meta.extra["layout"]
+    assert "ui-tree" in stores.state.meta.model and "ui-tree" in stores.action_text.meta.model
+
+    buffer = ReplayBuffer.open(root)
+    described = set()
+    for t in buffer.iter_transitions():
+        texts = [t.action_text, *CANDIDATES]
+        grounded = [describe_action(parse_autoui(x), tree(t.step), (W, H)) for x in texts]
+        described.update(grounded)
+        got = stores.action_text.get([t.transition_id], None)[0]
+        np.testing.assert_allclose(got[:, :384], minilm.encode(texts), atol=2e-3)
+        np.testing.assert_allclose(got[:, 384:], minilm.encode(grounded), atol=2e-3)
+        state = stores.state.get([t.transition_id], 0)[0]
+        np.testing.assert_allclose(
+            state[layout["screen_text"]],
+            minilm.encode([describe_screen(tree(t.step))])[0],
+            atol=2e-3,
+        )
+    # The dataset's tap at step 0 lands on the search field; typing goes into the focused field.
+    assert "tap EditText 'search 0' (search)" in described
+    assert "type 'razer kraken' into EditText 'search 1' (search)" in described
+    assert "tap FrameLayout" in described  # candidate tap at (0.8, 0.1): only the page is there
+
+    # Stores computed without the UI-tree inputs are refused, not mixed in.
+    with pytest.raises(ValueError, match="different model|model"):
+        run_features(config(root, candidates="n3"), vlm=vlm, text_encoder=minilm)

