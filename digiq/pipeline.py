@@ -36,7 +36,9 @@ Config options (YAML keys = the command line's long options with ``_``; per-stag
 override the top level for that stage, e.g. ``critic: {steps: 800}``): ``model_path``,
 ``policy_path``, ``behaviour_policy``, ``loss``, ``target``, ``threshold``,
 ``num_candidates``, ``temperature``, ``steps``, ``epochs``, ``lr``, ``batch_size``, ``lora``,
-``device``, ``seed``, ``candidates``, ``task_set``, ``progress``, ``features_from``.
+``ui_tree_text``, ``device``, ``seed``, ``candidates``, ``task_set``, ``progress``,
+``features_from``. ``ui_tree_text`` (true/false) overrides the preset's
+``critic.ui_tree_text``: whether the features stage gives the critic the UI-tree inputs.
 
 ``features_from`` names another run over the same dataset whose representation checkpoint,
 candidate set and feature stores this run reuses instead of computing its own: the ablations
@@ -96,6 +98,7 @@ CONFIG_KEYS = (
     "lr",
     "batch_size",
     "lora",
+    "ui_tree_text",
     "device",
     "seed",
     "candidates",
@@ -246,6 +249,12 @@ def _overrides(config: Mapping[str, Any]) -> dict[str, Any]:
     policy_path = config.get("policy_path")
     if policy_path and not _is_saved_policy(policy_path):
         out["policy_path"] = str(policy_path)  # a T5 (AutoUI) checkpoint for a real preset
+    if config.get("ui_tree_text") is not None:
+        if not isinstance(config["ui_tree_text"], bool):
+            raise ValueError(
+                f"option ui_tree_text must be true or false, got {config['ui_tree_text']!r}"
+            )
+        out["critic_ui_tree_text"] = config["ui_tree_text"]
     return out
 
 

@@ -174,6 +174,13 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="repr stage: LoRA (peft) on the VLM's attention instead of a full fine-tune.",
         ),
         click.option(
+            "--ui-tree-text/--no-ui-tree-text",
+            default=None,
+            help="features stage: give the critic the recorded UI tree's text (the screen's "
+            "labelled elements, the element each candidate action hits), or not (the "
+            "published inputs). [default: the preset's, on for tiny]",
+        ),
+        click.option(
             "--device",
             type=click.Choice(["auto", "cpu", "cuda"]),
             default=None,

@@ -9,7 +9,7 @@ recorded step also holds the UI tree (``uiautomator dump``, on emulators and on 
 device alike), so the critic can be given, as text embedded by the same pretrained sentence
 encoder as the goal, what a pretrained VLM would have read off the screenshot:
 
-* :func:`describe_screen`: the labelled elements of the screen, top to bottom
+* :func:`describe_screen`: the labelled elements of the screen, in tree order
   ("EditText 'ebay.com' (url_bar) | TextView 'Razer Kraken X ...' | ...");
 * :func:`describe_action`: the action grounded on that screen: the element under a tap's touch
   point ("tap EditText 'Search ebay' (gh-ac)"), the focused field a TYPE writes into

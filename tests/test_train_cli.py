@@ -22,7 +22,14 @@ from android.actions import Action, parse_autoui
 from android.observation import Observation
 from digiq.candidates import INVALID_FILE, CandidatesConfig, run_candidates
 from digiq.models.policy import POLICY_JSON, PolicyModel
-from digiq.pipeline import load_config, merge_config, read_stages, run_stages, stage_config
+from digiq.pipeline import (
+    _overrides,
+    load_config,
+    merge_config,
+    read_stages,
+    run_stages,
+    stage_config,
+)
 from digiq.policy_agent import PolicyAgent, register
 from digiq.policy_train import PolicyTrainConfig, run_policy_train
 from digiq.train_cli import train_group
@@ -233,6 +240,11 @@ def test_config_file_and_command_line_merge(tmp_path: Path) -> None:
     assert stage_config(merged, "critic")["steps"] == 800
     assert stage_config(merged, "critic")["lr"] == 0.001
     assert stage_config(merged, "policy")["steps"] == 7
+    path.write_text("ui-tree-text: false\n")
+    assert load_config(path)["ui-tree-text"] is False
+    assert _overrides(merge_config(load_config(path), {})) == {"critic_ui_tree_text": False}
+    with pytest.raises(ValueError, match="ui_tree_text must be true or false, got 'no'"):
+        _overrides({"ui_tree_text": "no"})
 
 
 # ------------------------------------------------------------------------------- stages
@@ -370,7 +382,11 @@ def test_all_stages_then_the_extracted_policy_loads(
     assert all(stages[s]["status"] == "done" for s in stages)
     name = stages["candidates"]["metrics"]["name"]
     assert CandidateTable.open(dataset, name).num_candidates == 4
-    assert stages["features"]["metrics"]["stores"]["vlm"]["shape"][1] == 4
+    features = stages["features"]["metrics"]
+    assert features["stores"]["vlm"]["shape"][1] == 4
+    # The tiny preset gives the critic the UI-tree inputs: screen text and grounded actions.
+    assert "screen_text" in features["layout"]
+    assert features["stores"]["action_text"]["shape"][2] == 2 * 384
     assert stages["critic"]["metrics"]["steps"] == 20
     policy = stages["policy"]["metrics"]
     assert policy["loss"] == "bestofn" and policy["clamp"] is True
@@ -395,6 +411,19 @@ def test_all_stages_then_the_extracted_policy_loads(
         ],
     )
     assert again.exit_code == 0 and again.output.count("already done") == 5
+    # --no-ui-tree-text: the published inputs (same candidates, another run's stores).
+    plain = tmp_path / "dq-plain"
+    result = CliRunner().invoke(
+        train_group,
+        [
+            "features", "--data", str(dataset), "--out", str(plain), "--behaviour-policy",
+            str(bc_run), "--num-candidates", "4", "--no-ui-tree-text", "--no-progress",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = read_stages(plain)["stages"]["features"]["metrics"]
+    assert "screen_text" not in metrics["layout"]
+    assert metrics["stores"]["action_text"]["shape"][2] == 384
 
 
 @pytest.mark.slow

@@ -348,10 +348,6 @@ def _apply_overrides(preset: ModelPreset, overrides: dict[str, Any]) -> ModelPre
             value = str(value)
         if name == "hidden_dims":
             value = tuple(int(v) for v in value)
-        if name == "ui_tree_text" and isinstance(value, str):
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(f"preset override {key}={value!r}: expected true or false")
-            value = value.lower() in ("true", "1", "yes")
         per_section.setdefault(section, {})[name] = value
     changes = {s: dataclasses.replace(getattr(preset, s), **kw) for s, kw in per_section.items()}
     new = dataclasses.replace(preset, **changes)
