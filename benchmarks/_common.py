@@ -25,13 +25,8 @@ if str(ROOT) not in sys.path:
 
 import adbutils  # noqa: E402
 
+from android.adb_server import start_private_adb_server  # noqa: E402
 from android.sim.runner import free_console_ports, spawn_device  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -79,10 +74,9 @@ def sim_devices(
     if adb is None:
         raise SystemExit("adb not found: run `make setup` (installs Debian's adb)")
     home = Path(tempfile.mkdtemp(prefix="digiq-bench-"))
-    port = free_port()
+    port = start_private_adb_server(adb, dict(os.environ, HOME=str(home)))
     env = dict(os.environ, HOME=str(home), ANDROID_ADB_SERVER_PORT=str(port))
     os.environ.update(HOME=str(home), ANDROID_ADB_SERVER_PORT=str(port))
-    subprocess.run([adb, "-P", str(port), "start-server"], env=env, check=True, capture_output=True)
     procs = []
     try:
         consoles = free_console_ports(count, base=5700)

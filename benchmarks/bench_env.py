@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,17 +37,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from android.actions import Action  # noqa: E402
+from android.adb_server import start_private_adb_server  # noqa: E402
 from android.device import AndroidDevice  # noqa: E402
 from android.env import AndroidEnv  # noqa: E402
 from android.sim.runner import SimLaunchError, free_console_ports, spawn_device  # noqa: E402
 
 PROFILE = "digirl_pixel_api28"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _stats(samples: list[float]) -> dict[str, float]:
@@ -86,11 +80,10 @@ def main() -> int:
         print(json.dumps({"error": "adb not found on PATH (apt-get install adb)"}))
         return 1
     home = Path(tempfile.mkdtemp(prefix="bench_env_"))
-    port = _free_port()
+    port = start_private_adb_server(adb, dict(os.environ, HOME=str(home)))
     env = dict(os.environ, HOME=str(home), ANDROID_ADB_SERVER_PORT=str(port))
     env["DIGIQ_SIM_RUN_DIR"] = str(home / "sim")
     os.environ.update(HOME=str(home), ANDROID_ADB_SERVER_PORT=str(port))
-    subprocess.run([adb, "-P", str(port), "start-server"], env=env, check=True, capture_output=True)
     proc = None
     try:
         base = 5700

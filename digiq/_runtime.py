@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 import click
 
+from android.adb_server import AdbServerStartError, start_private_adb_server
 from android.device import AndroidDevice
 from android.pool import DevicePool, ProvidedDevice, list_server_devices
 from android.sim.runner import SimLaunchError, free_console_ports, spawn_device
@@ -48,12 +48,6 @@ RATER_CHOICES = ("rules", "oracle", "vlm")
 
 
 # ============================================================================ simulated devices
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class SimFleet:
     """Simulated devices for ``--devices sim:N``, each its own process, behind an adb server.
 
@@ -86,11 +80,13 @@ class SimFleet:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._ready: list[str] = []
         self._next_port = _SIM_BASE_PORT
-        self._own_server = False
         env_port = os.environ.get("ANDROID_ADB_SERVER_PORT")
-        self.adb_port = int(env_port) if env_port and env_port.isdigit() else _free_port()
         self._own_server = not (env_port and env_port.isdigit())
-        self.env = dict(os.environ, ANDROID_ADB_SERVER_PORT=str(self.adb_port))
+        # A private server's port is chosen when it starts (see android.adb_server).
+        self.adb_port = 0 if self._own_server else int(env_port or 0)
+        self.env = dict(os.environ)
+        if not self._own_server:
+            self.env["ANDROID_ADB_SERVER_PORT"] = str(self.adb_port)
 
     def start(self) -> SimFleet:
         adb = shutil.which(ADB)
@@ -99,19 +95,11 @@ class SimFleet:
                 "simulated devices need Debian's adb on PATH (apt-get install adb, or `make setup`)"
             )
         if self._own_server:
-            result = subprocess.run(
-                [adb, "-P", str(self.adb_port), "start-server"],
-                env=self.env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            if result.returncode != 0:
-                raise click.ClickException(
-                    f"could not start a private adb server on port {self.adb_port}: "
-                    f"{result.stderr.strip()}"
-                )
+            try:
+                self.adb_port = start_private_adb_server(adb, self.env, timeout=60)
+            except AdbServerStartError as exc:
+                raise click.ClickException(str(exc)) from exc
+            self.env["ANDROID_ADB_SERVER_PORT"] = str(self.adb_port)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         serials = [self._spawn(wait=False) for _ in range(self.count)]
         for serial in serials:
@@ -184,7 +172,7 @@ class SimFleet:
             serials = list(self._procs)
         for serial in serials:
             self._stop(serial)
-        if self._own_server:
+        if self._own_server and self.adb_port:
             adb = shutil.which(ADB)
             if adb is not None:
                 subprocess.run(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -18,18 +17,13 @@ from pathlib import Path
 import adbutils
 import pytest
 
+from android.adb_server import start_private_adb_server
 from android.sim.runner import SimLaunchError, free_console_ports, spawn_device
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ADB = shutil.which("adb")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -106,19 +100,12 @@ def adb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AdbEnv]
         pytest.fail("Debian's adb is required: `make test` installs it (apt-get install adb)")
     home = tmp_path / "home"
     home.mkdir()
-    port = _free_port()
-    env = dict(
-        os.environ,
-        HOME=str(home),
-        ANDROID_ADB_SERVER_PORT=str(port),
-        DIGIQ_SIM_RUN_DIR=str(home / "sim"),
-    )
+    base_env = dict(os.environ, HOME=str(home), DIGIQ_SIM_RUN_DIR=str(home / "sim"))
+    port = start_private_adb_server(ADB, base_env)
+    env = dict(base_env, ANDROID_ADB_SERVER_PORT=str(port))
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(port))
     monkeypatch.setenv("DIGIQ_SIM_RUN_DIR", str(home / "sim"))
-    subprocess.run(
-        [ADB, "-P", str(port), "start-server"], env=env, check=True, capture_output=True, timeout=30
-    )
     client = adbutils.AdbClient(host="127.0.0.1", port=port)
     adb_env = AdbEnv(port=port, home=home, env=env, client=client)
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from android.adb_server import start_private_adb_server
 from android.sim.adb_protocol import A_CLSE, A_CNXN, A_OKAY, A_OPEN, A_WRTE, HEADER, pack
 from android.sim.runner import free_console_ports, spawn_device
 
@@ -78,22 +79,18 @@ def test_adb_connect_by_address(adb_env: AdbEnv, sim_device) -> None:
 
 def test_device_found_by_server_port_scan(tmp_path: Path) -> None:
     """A device started BEFORE the adb server is found by the server's scan of 5555..5585."""
-    from conftest import ADB, _free_port
+    from conftest import ADB
 
     console = free_console_ports(1, base=5570, limit=5585)[0]
     home = tmp_path / "home"
     home.mkdir()
-    server_port = _free_port()
-    env = dict(os.environ, HOME=str(home), ANDROID_ADB_SERVER_PORT=str(server_port))
+    env = dict(os.environ, HOME=str(home))
+    env.pop("ANDROID_ADB_SERVER_PORT", None)
     proc = spawn_device(console, run_dir=home / "sim", env=env, announce=False)
+    server_port = None
     try:
-        subprocess.run(
-            [ADB, "-P", str(server_port), "start-server"],
-            env=env,
-            check=True,
-            timeout=30,
-            capture_output=True,
-        )
+        server_port = start_private_adb_server(ADB, env)
+        env["ANDROID_ADB_SERVER_PORT"] = str(server_port)
         deadline = time.monotonic() + 15
         listing = ""
         while time.monotonic() < deadline:
@@ -107,7 +104,10 @@ def test_device_found_by_server_port_scan(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-        subprocess.run([ADB, "-P", str(server_port), "kill-server"], env=env, capture_output=True)
+        if server_port is not None:
+            subprocess.run(
+                [ADB, "-P", str(server_port), "kill-server"], env=env, capture_output=True
+            )
 
 
 # ------------------------------------------------------------------ adbutils
