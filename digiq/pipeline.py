@@ -163,7 +163,12 @@ def _normalise(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def merge_config(file_config: Mapping[str, Any] | None, cli: Mapping[str, Any]) -> dict[str, Any]:
-    """File options, then command-line options that were given (None = not given) on top."""
+    """File options, then command-line options that were given (None = not given) on top.
+
+    A command-line option wins over the file everywhere, per-stage sections included
+    (``--steps 2400`` with ``critic: {steps: 800}`` in the file trains 2400 steps), as
+    ``--help`` promises; within the file, a stage's section wins over its top level.
+    """
     merged = _normalise(file_config or {})
     _check_keys(merged, "config")
     for key, value in _normalise(cli).items():
@@ -172,6 +177,10 @@ def merge_config(file_config: Mapping[str, Any] | None, cli: Mapping[str, Any]) 
         if key not in CONFIG_KEYS:
             raise ValueError(f"unknown option {key!r}")
         merged[key] = value
+        for stage in STAGES:
+            section = merged.get(stage)
+            if isinstance(section, dict) and key in section:
+                section[key] = value
     return merged
 
 

@@ -19,6 +19,7 @@ from android.adb_server import (
     pick_server_port,
     start_private_adb_server,
 )
+
 from conftest import ADB
 
 

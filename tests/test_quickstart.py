@@ -80,9 +80,32 @@ def test_every_extraction_method_gets_the_same_training_budget(tmp_path: Path, n
     scale = SCALES[name]
     fbc = {s.name: s for s in plan_steps(tmp_path, scale)}["filtered-bc"].commands[0]
     policy = train_config(scale)["policy"]
-    assert policy == {"steps": scale.extraction_steps, "lr": scale.extraction_lr}
+    budget = {k: policy[k] for k in ("steps", "lr")}
+    assert budget == {"steps": scale.extraction_steps, "lr": scale.extraction_lr}
     assert int(fbc[fbc.index("--steps") + 1]) == policy["steps"]
     assert float(fbc[fbc.index("--lr") + 1]) == policy["lr"]
+
+
+def test_bestofn_threshold_reaches_the_policy_stage_only_where_a_scale_sets_it(
+    tmp_path: Path,
+) -> None:
+    # small: 0.10 (its critic's noise is about 0.05; README); tiny and full: the published
+    # per-task-set value, i.e. no threshold in the config, so the policy stage picks it.
+    assert train_config(SCALES["small"])["policy"]["threshold"] == 0.10
+    for name in ("tiny", "full"):
+        assert SCALES[name].bestofn_threshold is None
+        assert "threshold" not in train_config(SCALES[name])["policy"]
+    # Filtered BC has no critic: the threshold must not leak into its command.
+    fbc = {s.name: s for s in plan_steps(tmp_path, SCALES["small"])}["filtered-bc"].commands[0]
+    assert "--threshold" not in fbc
+    # And the policy stage reads it from the YAML the quickstart writes (validated keys).
+    from digiq.pipeline import load_config, stage_config
+    from digiq.quickstart import _write_yaml
+
+    _write_yaml(tmp_path / "digiq-train.yaml", train_config(SCALES["small"]))
+    loaded = load_config(tmp_path / "digiq-train.yaml")
+    assert stage_config(loaded, "policy")["threshold"] == 0.10
+    assert "threshold" not in stage_config(loaded, "critic")
 
 
 def test_difference_interval_and_ordering() -> None:

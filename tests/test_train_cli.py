@@ -237,9 +237,14 @@ def test_config_file_and_command_line_merge(tmp_path: Path) -> None:
     merged = merge_config(load_config(path), {"steps": 7, "lr": None, "seed": 3})
     assert merged["steps"] == 7 and merged["lr"] == 0.01 and merged["seed"] == 3
     assert merged["num_candidates"] == 8
-    assert stage_config(merged, "critic")["steps"] == 800
+    # The command line wins over the file's stage sections too (--help: "command-line
+    # options win"); an option not given on the command line keeps the section's value.
+    assert stage_config(merged, "critic")["steps"] == 7
     assert stage_config(merged, "critic")["lr"] == 0.001
     assert stage_config(merged, "policy")["steps"] == 7
+    file_only = merge_config(load_config(path), {})
+    assert stage_config(file_only, "critic")["steps"] == 800
+    assert stage_config(file_only, "policy")["steps"] == 5
     path.write_text("ui-tree-text: false\n")
     assert load_config(path)["ui-tree-text"] is False
     assert _overrides(merge_config(load_config(path), {})) == {"critic_ui_tree_text": False}
