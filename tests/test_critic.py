@@ -17,11 +17,13 @@ from android.actions import Action
 from digiq.bestofn import build_policy_targets, select_best
 from digiq.checkpoint import CheckpointError, latest_checkpoint, open_scalar_log
 from digiq.critic import (
+    CONSTANT_STD,
     NUM_ACTION_TYPES,
     Critic,
     CriticConfig,
     CriticData,
     CriticTrainer,
+    InputNorm,
     TwinV,
     load_critic,
     mc_targets,
@@ -45,6 +47,23 @@ GAMMA = 0.95
 # ---------------------------------------------------------------------------------------------
 # Pure target maths
 # ---------------------------------------------------------------------------------------------
+
+
+def test_input_norm_centres_constant_dimensions_without_blowing_them_up() -> None:
+    # Column 0 varies, column 1 is constant in training (an action type the training split
+    # never holds), column 2 nearly so. Before, column 1 was divided by 1e-6: an unseen 1.0
+    # became 1e6 and the critic's Q for that candidate an arbitrary huge number.
+    x = torch.tensor([[0.0, 0.0, 0.0], [2.0, 0.0, 1e-5], [4.0, 0.0, 0.0]])
+    norm = InputNorm(3)
+    norm.fit(x)
+    assert norm.std.tolist() == pytest.approx([2.0, 1.0, 1.0])
+    out = norm(torch.tensor([[2.0, 1.0, 1.0]]))
+    assert out.tolist()[0] == pytest.approx([0.0, 1.0, 1.0 - 1e-5 / 3], abs=1e-6)
+    assert float(out.abs().max()) <= 1.0 + 1e-6
+    varied = torch.randn(64, 2) * CONSTANT_STD * 10
+    norm2 = InputNorm(2)
+    norm2.fit(varied)
+    assert torch.allclose(norm2.std, varied.std(dim=0))  # real variation is still scaled
 
 
 def test_td_targets_match_a_hand_computed_example() -> None:
