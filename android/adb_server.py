@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from android.sim.runner import port_free
+from android.ports import port_free
 
 __all__ = ["AdbServerStartError", "pick_server_port", "start_private_adb_server"]
 

@@ -26,7 +26,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -42,6 +41,7 @@ from .errors import (
     DeviceError,
     DeviceTimeoutError,
 )
+from .ports import port_free
 
 __all__ = [
     "BootReport",
@@ -170,16 +170,6 @@ def validate_console_port(port: int) -> int:
             f"{MIN_CONSOLE_PORT}..{MAX_CONSOLE_PORT} (the console uses P, adb uses P+1)"
         )
     return port
-
-
-def _port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def port_owner(port: int) -> str | None:
@@ -369,7 +359,7 @@ class Emulator:
             except KvmUnavailableError as exc:
                 raise KvmUnavailableError(self.serial, exc.message) from None
         for port, role in ((self.port, "console"), (self.adb_port, "adb")):
-            if not _port_free(port):
+            if not port_free(port):
                 owner = port_owner(port)
                 by = f" by {owner}" if owner else " (by a process this user cannot inspect)"
                 raise EmulatorPortInUseError(
