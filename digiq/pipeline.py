@@ -33,7 +33,8 @@ so two runs over the same dataset never collide; the candidate set's name comes 
 behaviour policy (``bp-<model id>-n16-t1p2``) unless ``candidates`` names one.
 
 Config options (YAML keys = the command line's long options with ``_``; per-stage sections
-override the top level for that stage, e.g. ``critic: {steps: 800}``): ``model_path``,
+override the file's top level for that stage, e.g. ``critic: {steps: 800}``, and an option
+given on the command line overrides both): ``model_path``,
 ``policy_path``, ``behaviour_policy``, ``loss``, ``target``, ``threshold``,
 ``num_candidates``, ``temperature``, ``steps``, ``epochs``, ``lr``, ``batch_size``, ``lora``,
 ``ui_tree_text``, ``device``, ``seed``, ``candidates``, ``task_set``, ``progress``,
