@@ -12,8 +12,12 @@ What is learned (as in the published Digi-Q code, DigiRL-agent/digiq):
       Q_i(s, a) <- r + gamma (1 - done) Vbar_i(s')          (:func:`td_targets`)
       V_i(s)    <- Qbar_i(s, a_dataset)                     (:func:`v_targets`)
 
-  or, for the "MC return" ablation, every head regresses to the Monte-Carlo return
-  (:func:`mc_targets`). The targets are Polyak-averaged copies (:func:`polyak_update`,
+  or (``target="td-expected"``, not in the published code) the same Q target with
+  ``V_i(s) <- mean_k Qbar_i(s, a_k)`` over the state's N candidates (:func:`expected_v_targets`):
+  an N-sample estimate of the behaviour policy's value instead of a one-sample one, so that on
+  a small dataset V does not memorise the dataset action's Q (which zeroes the advantage of
+  exactly the actions that made episodes succeed); or, for the "MC return" ablation, every head
+  regresses to the Monte-Carlo return (:func:`mc_targets`). The targets are Polyak-averaged copies (:func:`polyak_update`,
   ``target <- (1 - tau) target + tau online``), updated once per pass over the data like the
   published code (``polyak_every="epoch"``) or every N steps.
 
@@ -89,6 +93,7 @@ __all__ = [
     "action_type_one_hot",
     "td_targets",
     "v_targets",
+    "expected_v_targets",
     "mc_targets",
     "polyak_update",
     "score_data",
@@ -104,7 +109,7 @@ ACTION_TEXT_FEATURES = "action_text"
 VLM_FEATURES = "vlm"
 
 PRESETS = ("tiny", "paper")
-_TARGETS = ("td", "mc")
+_TARGETS = ("td", "td-expected", "mc")
 _LOOKUP = np.full(256, -1, np.int64)
 for _pos, _id in enumerate(ACTION_TYPE_IDS):
     _LOOKUP[_id % 256] = _pos
@@ -891,6 +896,22 @@ def v_targets(q_target_on_dataset_action: torch.Tensor | Any) -> torch.Tensor:
     return torch.as_tensor(q_target_on_dataset_action, dtype=torch.float32).detach()
 
 
+def expected_v_targets(q_target_on_candidates: torch.Tensor | Any) -> torch.Tensor:
+    """``mean_k Qbar_i(s, a_k)`` over the state's N candidates (``(B, N)`` -> ``(B,)``).
+
+    The candidates are N samples of the behaviour policy at the state (candidate 0 is the
+    dataset action), so their mean target Q estimates ``V^beta(s) = E_{a ~ beta} Q(s, a)``
+    from N samples instead of one. With the published one-sample target, V(s) is fitted to
+    Qbar(s, a_dataset) itself wherever a state occurs once in the data (a small dataset), so
+    the advantage of the dataset action is ~0 exactly where it mattered: the step that made an
+    episode succeed gets no Best-of-N weight (README, "Why V averages over candidates").
+    """
+    q = torch.as_tensor(q_target_on_candidates, dtype=torch.float32)
+    if q.dim() != 2:
+        raise ValueError(f"expected (batch, candidates) target Q values, got {tuple(q.shape)}")
+    return q.mean(dim=-1).detach()
+
+
 def mc_targets(mc_returns: torch.Tensor | Any) -> torch.Tensor:
     """The Monte-Carlo returns as regression targets (the "MC return" ablation)."""
     t = torch.as_tensor(mc_returns, dtype=torch.float32).detach()
@@ -1029,7 +1050,7 @@ class CriticTrainer:
             raise ValueError(f"{name} data does not fit the critic config: " + "; ".join(wrong))
 
     def _usable(self, data: CriticData) -> tuple[CriticData, dict[str, int]]:
-        if self.config.target == "td":
+        if self.config.target in ("td", "td-expected"):
             ok_next = data.dones | data.next_available
             ok = ok_next & np.isfinite(data.rewards)
             excluded = {
@@ -1111,11 +1132,18 @@ class CriticTrainer:
                 idx = torch.from_numpy(np.flatnonzero(live)).to(self.device)
                 v_next1[idx], v_next2[idx] = nv1, nv2
             r = torch.from_numpy(data.rewards[rows]).float().to(self.device)
+            if c.target == "td-expected" and data.num_candidates > 1:
+                ids = data.transition_ids[rows]
+                _, all_actions, all_vlm = self._features(data, ids, None)
+                cq1, cq2 = self.target.q(state, all_actions, all_vlm)
+                yv1, yv2 = expected_v_targets(cq1), expected_v_targets(cq2)
+            else:
+                yv1, yv2 = v_targets(tq1), v_targets(tq2)
             return (
                 td_targets(r, dones, v_next1, c.gamma),
                 td_targets(r, dones, v_next2, c.gamma),
-                v_targets(tq1),
-                v_targets(tq2),
+                yv1,
+                yv2,
             )
 
     def _losses(

@@ -122,6 +122,13 @@ class Scale:
     # targets 31 -> 3; on 60 episodes, Digi-Q episodes ended by a premature
     # STATUS_TASK_COMPLETE 22 -> 0 of 48.
     bestofn_threshold: float | None = None
+    # Critic target (``digiq-train critic --target``). Every scale keeps the published "td"
+    # (V <- Qbar(s, a_dataset)). "td-expected" (V <- mean Qbar over the N candidates) undoes
+    # V's memorising of the dataset action on small data (median advantage of the steps that
+    # made episodes succeed 0.03 -> 0.16), but on six same-data retrains it moved Digi-Q by
+    # +4.2, +6.3, +14.6, -8.4, -10.4 and -39.6 points: no reliable gain (README, "V memorises
+    # the dataset action").
+    critic_target: str = "td"
     notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -424,7 +431,7 @@ def train_config(scale: Scale) -> dict[str, Any]:
     config: dict[str, Any] = {
         "repr": {"epochs": scale.repr_epochs},
         "candidates": {"temperature": scale.candidate_temperature},
-        "critic": {"steps": scale.critic_steps},
+        "critic": {"steps": scale.critic_steps, "target": scale.critic_target},
     }
     config["policy"] = _extraction_budget(scale)
     if scale.bestofn_threshold is not None:

@@ -117,10 +117,12 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--target",
-            type=click.Choice(["td", "mc"]),
+            type=click.Choice(["td", "td-expected", "mc"]),
             default=None,
-            help="Critic target: td (Digi-Q: Q <- r + gamma V'(s'), V <- Q(s, a)) or mc (every "
-            "head regresses to the Monte-Carlo return). [default: td]",
+            help="Critic target: td (Digi-Q: Q <- r + gamma V'(s'), V <- Q(s, a_dataset)), "
+            "td-expected (the same Q target, V <- the mean Q of the state's N candidates, "
+            "samples of the behaviour policy) or mc (every head regresses to the Monte-Carlo "
+            "return). [default: td]",
         ),
         click.option(
             "--threshold",

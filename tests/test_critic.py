@@ -25,6 +25,7 @@ from digiq.critic import (
     CriticTrainer,
     InputNorm,
     TwinV,
+    expected_v_targets,
     load_critic,
     mc_targets,
     polyak_update,
@@ -257,6 +258,67 @@ def test_trainer_targets_are_td_from_target_v_and_v_from_target_q() -> None:
     assert metrics["polyak"] == 1.0
 
 
+def test_expected_v_targets_average_the_candidates() -> None:
+    q_bar = torch.tensor([[1.0, 0.0, 0.0, 0.2], [0.4, 0.4, 0.4, 0.4]], requires_grad=True)
+    v = expected_v_targets(q_bar)
+    torch.testing.assert_close(v, torch.tensor([0.3, 0.4]))
+    assert not v.requires_grad
+    with pytest.raises(ValueError, match="batch, candidates"):
+        expected_v_targets(torch.zeros(3))
+
+
+def test_td_expected_regresses_v_to_the_mean_target_q_of_all_candidates() -> None:
+    """One step over the whole data: V's logged targets are the mean of the target Q over the
+    state's candidates (not the dataset action's), Q's targets stay the TD ones."""
+    data = random_data(episodes=8, cands=3)
+    n = len(data)
+    config = small_config(data, target="td-expected", batch_size=n, micro_batch_size=n)
+    trainer = CriticTrainer(config, data, tensorboard=False)
+    with torch.no_grad():
+        for p in trainer.target.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    ids = data.transition_ids
+    tq1, tq2, _, _ = trainer.target.score(
+        data.state.get(ids),
+        data.action_text.get(ids, None),
+        data.vlm.get(ids, None),
+        data.action_types[ids, :3],
+    )
+    assert tq1.shape == (n, 3)
+    yv = np.concatenate([tq1.mean(axis=1), tq2.mean(axis=1)])
+    dataset_only = np.concatenate([tq1[:, 0], tq2[:, 0]])
+    assert abs(yv.mean() - dataset_only.mean()) > 1e-4  # the two definitions differ here
+    live = ~data.dones
+    _, _, nv1, nv2 = trainer.target.score(
+        data.state.get(data.next_transition_ids[live]),
+        np.zeros((int(live.sum()), 1, data.action_dim)),
+        np.zeros((int(live.sum()), 1, data.vlm_dim)),
+        np.full((int(live.sum()), 1), 4),
+    )
+    yq1 = data.rewards.copy()
+    yq1[live] += GAMMA * nv1
+    metrics = trainer.train_step()
+    assert metrics["target_v/mean"] == pytest.approx(yv.mean(), abs=1e-5)
+    assert metrics["target_v/max"] == pytest.approx(yv.max(), abs=1e-5)
+    assert metrics["target_q/max"] == pytest.approx(max(yq1.max(), 1.0), abs=1e-5)
+    # Without candidates (N = 1) it is the published target: the dataset action's.
+    single = random_data(episodes=8, cands=1)
+    m = len(single)
+    one = CriticTrainer(
+        small_config(single, target="td-expected", batch_size=m, micro_batch_size=m),
+        single,
+        tensorboard=False,
+    )
+    sq1, sq2, _, _ = one.target.score(
+        single.state.get(single.transition_ids),
+        single.action_text.get(single.transition_ids, 0)[:, None],
+        single.vlm.get(single.transition_ids, 0)[:, None],
+        single.action_types[single.transition_ids, :1],
+    )
+    expected = np.concatenate([sq1[:, 0], sq2[:, 0]])
+    assert one.train_step()["target_v/mean"] == pytest.approx(expected.mean(), abs=1e-5)
+
+
 def test_mc_mode_regresses_every_head_to_the_return() -> None:
     data = random_data(episodes=8)
     n = len(data)
@@ -448,7 +510,7 @@ def test_toy_dataset_has_the_intended_shape(toy: Toy) -> None:
         CriticData.from_buffer(toy.buffer, vlm="partial")
 
 
-@pytest.mark.parametrize("target", ["td", "mc"])
+@pytest.mark.parametrize("target", ["td", "td-expected", "mc"])
 def test_toy_critic_ranks_the_right_action_first_and_best_of_n_selects_it(
     toy: Toy, target: str
 ) -> None:
@@ -460,7 +522,7 @@ def test_toy_critic_ranks_the_right_action_first_and_best_of_n_selects_it(
     trainer = CriticTrainer(
         config, train, val, tensorboard=False, callback=lambda s, m: logged.append((s, m))
     )
-    if target == "td":
+    if target != "mc":
         assert trainer.excluded["missing_next_state"] == sum(
             1 for k in set(train.episode_keys) if int(k, 16) >= TOY_EPISODES
         )

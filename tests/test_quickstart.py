@@ -3,6 +3,7 @@ resumed, and the report's statistics on hand-checkable numbers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -84,6 +85,27 @@ def test_every_extraction_method_gets_the_same_training_budget(tmp_path: Path, n
     assert budget == {"steps": scale.extraction_steps, "lr": scale.extraction_lr}
     assert int(fbc[fbc.index("--steps") + 1]) == policy["steps"]
     assert float(fbc[fbc.index("--lr") + 1]) == policy["lr"]
+
+
+def test_critic_target_reaches_the_digiq_critic_and_the_mc_ablation_keeps_mc(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    from digiq.pipeline import load_config, merge_config, stage_config
+
+    for name in SCALES:  # every scale keeps the published target
+        assert train_config(SCALES[name])["critic"]["target"] == "td"
+    scale = dataclasses.replace(SCALES["small"], critic_target="td-expected")
+    steps = {s.name: s for s in plan_steps(tmp_path, scale)}
+    config_path = tmp_path / "digiq-train.yaml"  # what run_quickstart writes
+    config_path.write_text(yaml.safe_dump(train_config(scale)))
+    file_config = load_config(config_path)
+    # The Digi-Q run takes the file's target; the MC ablation's --target mc wins over it.
+    assert stage_config(merge_config(file_config, {}), "critic")["target"] == "td-expected"
+    mc = steps["digiq-mc"].commands[0]
+    assert mc[mc.index("--target") + 1] == "mc"
+    assert stage_config(merge_config(file_config, {"target": "mc"}), "critic")["target"] == "mc"
 
 
 def test_bestofn_threshold_reaches_the_policy_stage_only_where_a_scale_sets_it(

@@ -416,6 +416,19 @@ def test_all_stages_then_the_extracted_policy_loads(
         ],
     )
     assert again.exit_code == 0 and again.output.count("already done") == 5
+    # --target td-expected: a critic whose V averages the candidates, on the same features.
+    expected = tmp_path / "dq-expected"
+    result = CliRunner().invoke(
+        train_group,
+        [
+            "critic", "--data", str(dataset), "--out", str(expected), "--behaviour-policy",
+            str(bc_run), "--features-from", str(run), "--target", "td-expected", "--config",
+            str(config), "--no-progress",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    critic = read_stages(expected)["stages"]["critic"]["metrics"]
+    assert critic["target"] == "td-expected" and critic["steps"] == 20
     # --no-ui-tree-text: the published inputs (same candidates, another run's stores).
     plain = tmp_path / "dq-plain"
     result = CliRunner().invoke(
