@@ -17,9 +17,9 @@ What is learned (as in the published Digi-Q code, DigiRL-agent/digiq):
   an N-sample estimate of the behaviour policy's value instead of a one-sample one, so that on
   a small dataset V does not memorise the dataset action's Q (which zeroes the advantage of
   exactly the actions that made episodes succeed); or, for the "MC return" ablation, every head
-  regresses to the Monte-Carlo return (:func:`mc_targets`). The targets are Polyak-averaged copies (:func:`polyak_update`,
-  ``target <- (1 - tau) target + tau online``), updated once per pass over the data like the
-  published code (``polyak_every="epoch"``) or every N steps.
+  regresses to the Monte-Carlo return (:func:`mc_targets`). The targets are Polyak-averaged
+  copies (:func:`polyak_update`, ``target <- (1 - tau) target + tau online``), updated once per
+  pass over the data like the published code (``polyak_every="epoch"``) or every N steps.
 
 Why the critic trains on cached feature tensors and never on images: the VLM forward pass is
 by far the expensive part, and Digi-Q freezes the VLM after representation fine-tuning, so the
@@ -904,7 +904,7 @@ def expected_v_targets(q_target_on_candidates: torch.Tensor | Any) -> torch.Tens
     from N samples instead of one. With the published one-sample target, V(s) is fitted to
     Qbar(s, a_dataset) itself wherever a state occurs once in the data (a small dataset), so
     the advantage of the dataset action is ~0 exactly where it mattered: the step that made an
-    episode succeed gets no Best-of-N weight (README, "Why V averages over candidates").
+    episode succeed gets no Best-of-N weight (README, "V memorises the dataset action").
     """
     q = torch.as_tensor(q_target_on_candidates, dtype=torch.float32)
     if q.dim() != 2:
@@ -1113,14 +1113,18 @@ class CriticTrainer:
         state: torch.Tensor,
         action: torch.Tensor,
         vlm: Any,
+        candidates: tuple[torch.Tensor, Any] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(yq1, yq2, yv1, yv2) for the rows (dataset actions), from the target networks."""
+        """(yq1, yq2, yv1, yv2) for the rows (dataset actions), from the target networks.
+
+        ``candidates``: (action inputs, vlm) of all N candidates of the rows, ``(B, N, ...)``;
+        given for ``td-expected``, whose V target is their mean target Q.
+        """
         c = self.config
         with torch.no_grad():
             if c.target == "mc":
                 y = mc_targets(data.mc_returns[rows]).to(self.device)
                 return y, y, y, y
-            tq1, tq2 = self.target.q(state, action, vlm)
             dones = torch.from_numpy(data.dones[rows]).to(self.device)
             v_next1 = torch.zeros(len(rows), device=self.device)
             v_next2 = torch.zeros(len(rows), device=self.device)
@@ -1132,12 +1136,11 @@ class CriticTrainer:
                 idx = torch.from_numpy(np.flatnonzero(live)).to(self.device)
                 v_next1[idx], v_next2[idx] = nv1, nv2
             r = torch.from_numpy(data.rewards[rows]).float().to(self.device)
-            if c.target == "td-expected" and data.num_candidates > 1:
-                ids = data.transition_ids[rows]
-                _, all_actions, all_vlm = self._features(data, ids, None)
-                cq1, cq2 = self.target.q(state, all_actions, all_vlm)
+            if candidates is not None:
+                cq1, cq2 = self.target.q(state, *candidates)
                 yv1, yv2 = expected_v_targets(cq1), expected_v_targets(cq2)
             else:
+                tq1, tq2 = self.target.q(state, action, vlm)
                 yv1, yv2 = v_targets(tq1), v_targets(tq2)
             return (
                 td_targets(r, dones, v_next1, c.gamma),
@@ -1150,8 +1153,15 @@ class CriticTrainer:
         self, data: CriticData, rows: np.ndarray
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         ids = data.transition_ids[rows]
-        state, action, vlm = self._features(data, ids, 0)
-        yq1, yq2, yv1, yv2 = self._targets(data, rows, state, action, vlm)
+        candidates = None
+        if self.config.target == "td-expected" and data.num_candidates > 1:
+            # One read of every candidate's features; candidate 0 is the dataset action.
+            state, all_actions, all_vlm = self._features(data, ids, None)
+            candidates = (all_actions, all_vlm)
+            action, vlm = all_actions[:, 0], None if all_vlm is None else all_vlm[:, 0]
+        else:
+            state, action, vlm = self._features(data, ids, 0)
+        yq1, yq2, yv1, yv2 = self._targets(data, rows, state, action, vlm, candidates)
         q1, q2, v1, v2 = self.critic(state, action, vlm)
         mse = nn.functional.mse_loss
         q_loss = mse(q1, yq1) + mse(q2, yq2)

@@ -85,7 +85,7 @@ class Scale:
     scripted agent's maximum), which leaves it at about 35% success. The earlier setting (150
     steps on noise-0.5 demos) was mediocre mostly by garbling the AutoUI format (44% of its
     offline actions unparseable), which any further supervised step repairs, whatever it
-    imitates (README, "What changed on 2026-11-22").
+    imitates (README, Quickstart, "What changed from the runs below, and why").
     """
 
     name: str

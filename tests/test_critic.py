@@ -295,12 +295,24 @@ def test_td_expected_regresses_v_to_the_mean_target_q_of_all_candidates() -> Non
         np.zeros((int(live.sum()), 1, data.vlm_dim)),
         np.full((int(live.sum()), 1), 4),
     )
-    yq1 = data.rewards.copy()
+    yq1, yq2 = data.rewards.copy(), data.rewards.copy()
     yq1[live] += GAMMA * nv1
+    yq2[live] += GAMMA * nv2
+    yq = np.concatenate([yq1, yq2])
+    # The online Q of the dataset action (candidate 0 of the all-candidates read).
+    q1, q2, _, _ = trainer.critic.score(
+        data.state.get(ids),
+        data.action_text.get(ids, 0)[:, None],
+        data.vlm.get(ids, 0)[:, None],
+        data.action_types[ids, :1],
+    )
+    q_loss = np.mean((q1[:, 0] - yq1) ** 2) + np.mean((q2[:, 0] - yq2) ** 2)
     metrics = trainer.train_step()
     assert metrics["target_v/mean"] == pytest.approx(yv.mean(), abs=1e-5)
     assert metrics["target_v/max"] == pytest.approx(yv.max(), abs=1e-5)
-    assert metrics["target_q/max"] == pytest.approx(max(yq1.max(), 1.0), abs=1e-5)
+    assert metrics["target_q/mean"] == pytest.approx(yq.mean(), abs=1e-5)
+    assert metrics["target_q/max"] == pytest.approx(yq.max(), abs=1e-5)
+    assert metrics["q_loss"] == pytest.approx(q_loss, rel=1e-4)
     # Without candidates (N = 1) it is the published target: the dataset action's.
     single = random_data(episodes=8, cands=1)
     m = len(single)
