@@ -1035,6 +1035,13 @@ class CriticTrainer:
         )
         if sum(self.excluded.values()):
             log.info("critic: excluded %s from training", self.excluded)
+        if config.target == "td-expected" and self.train_data.num_candidates < 2:
+            log.warning(
+                "critic: target td-expected needs N >= 2 candidates; the data has %d, so V "
+                "regresses to the dataset action's target Q (the published td)",
+                self.train_data.num_candidates,
+            )
+            self._note("td-expected without candidates: V <- Qbar(s, a_dataset)")
 
     # -- setup -------------------------------------------------------------------------------
     def _check_dims(self, data: CriticData, name: str) -> None:

@@ -329,6 +329,8 @@ def test_td_expected_regresses_v_to_the_mean_target_q_of_all_candidates() -> Non
     )
     expected = np.concatenate([sq1[:, 0], sq2[:, 0]])
     assert one.train_step()["target_v/mean"] == pytest.approx(expected.mean(), abs=1e-5)
+    assert one.notes == ["td-expected without candidates: V <- Qbar(s, a_dataset)"]
+    assert trainer.notes == []
 
 
 def test_mc_mode_regresses_every_head_to_the_return() -> None:
