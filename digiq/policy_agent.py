@@ -12,17 +12,19 @@ Which folder a spec names (:func:`resolve_policy_dir`, first match wins):
 
 Sampling settings: the defaults are the published evaluation setting (temperature 0.8). A spec
 may carry settings after ``?``: ``RUN?greedy``, ``RUN?temperature=1.0``,
-``RUN?temperature=0.8&history=1`` (what ``digiq-eval --agent`` can pass, since it has no
-sampling options of its own); ``load_agent(RUN, temperature=..., greedy=...)`` works too. The
-evaluator's ``--agent-seed`` becomes ``seed``; ``--noise`` is refused (a trained policy's
-randomness is its temperature).
+``RUN?temperature=0.8&history=1``, ``RUN?grammar=0`` (what ``digiq-eval --agent`` can pass,
+since it has no sampling options of its own); ``load_agent(RUN, temperature=..., greedy=...)``
+works too. The evaluator's ``--agent-seed`` becomes ``seed``; ``--noise`` is refused (a trained
+policy's randomness is its temperature).
 
 Acting: the input text is :meth:`PolicyModel.input_text` (the last ``history`` executed actions
 + the goal), the screen is the observation's screenshot; the sampled string is parsed with
 :func:`android.actions.parse_autoui`; an unparseable one is returned as the INVALID action it
-parses to (the environment counts it as an invalid step, nothing is executed). Sampling is
-reproducible: each step's draw is seeded from (seed, episode seed, task id, step), under a
-process-wide lock because generation uses torch's global generator (the evaluator runs one
+parses to (the environment counts it as an invalid step, nothing is executed). By default the
+sampler is held to well-formed AutoUI strings where the policy's tokenizer can express that
+(:mod:`digiq.models.autoui_grammar`; the tiny preset); ``grammar=0`` samples unconstrained.
+Sampling is reproducible: each step's draw is seeded from (seed, episode seed, task id, step),
+under a process-wide lock because generation uses torch's global generator (the evaluator runs one
 agent per worker thread).
 """
 
@@ -59,7 +61,8 @@ EVAL_TEMPERATURE = 0.8
 POLICY_JSON = "digiq_policy.json"  # == digiq.models.policy.POLICY_JSON (not imported: torch)
 _GENERATE_LOCK = threading.Lock()
 _REGISTERED = False
-_SPEC_KEYS = {"temperature": float, "greedy": None, "history": int, "seed": int}
+_SPEC_KEYS = {"temperature": float, "greedy": None, "history": int, "seed": int, "grammar": None}
+_FLAG_KEYS = ("greedy", "grammar")
 
 
 def find_policy_dir(spec: str | Path, order: Sequence[str] = ("", "policy", "bc")) -> Path | None:
@@ -95,7 +98,7 @@ def _split_spec(spec: str) -> tuple[str, dict[str, Any]]:
             raise ValueError(
                 f"unknown policy agent setting {key!r} in {spec!r}; valid: {sorted(_SPEC_KEYS)}"
             )
-        if key == "greedy":
+        if key in _FLAG_KEYS:
             options[key] = value.lower() not in ("0", "false", "no")
         else:
             try:
@@ -124,6 +127,7 @@ class PolicyAgent:
         history: int = 1,
         device: str | None = None,
         model: PolicyModel | None = None,
+        grammar: bool = True,
     ) -> None:
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -141,6 +145,7 @@ class PolicyAgent:
         self.greedy = bool(greedy) or self.temperature == 0.0
         self.seed = int(seed)
         self.history = int(history)
+        self.grammar = bool(grammar)
         self._episode_seed: int | None = None
 
     def reset(self, task: Task, seed: int | None = None) -> None:
@@ -156,6 +161,9 @@ class PolicyAgent:
             "greedy": self.greedy,
             "seed": self.seed,
             "history": self.history,
+            # whether sampling is actually held to the AutoUI grammar (False where asked for
+            # but the tokenizer cannot express it)
+            "grammar": self.grammar and self.model.grammar is not None,
         }
 
     def _input_text(self, task: Task, history: Sequence[AgentStep]) -> str:
@@ -167,7 +175,7 @@ class PolicyAgent:
     def act(self, observation: Observation, task: Task, history: Sequence[AgentStep]) -> Action:
         text = self._input_text(task, history)
         if self.greedy:
-            output, _ = self.model.greedy([observation.screenshot], [text])[0]
+            output, _ = self.model.greedy([observation.screenshot], [text], grammar=self.grammar)[0]
         else:
             with _GENERATE_LOCK:
                 rows = self.model.sample(
@@ -176,6 +184,7 @@ class PolicyAgent:
                     n=1,
                     temperature=self.temperature,
                     seed=self._draw_seed(task, history, "act"),
+                    grammar=self.grammar,
                 )
             output = rows[0][0][0]
         action = parse_autoui(output)
@@ -196,6 +205,7 @@ class PolicyAgent:
                 n=n,
                 temperature=temperature,
                 seed=self._draw_seed(task, history, "sample"),
+                grammar=self.grammar,
             )
         return [CandidateAction(parse_autoui(s), logprob) for s, logprob in rows[0]]
 

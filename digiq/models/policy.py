@@ -734,6 +734,8 @@ class PolicyModel:
         #: What :meth:`token_logprobs` calls: the net itself, or a trainer's wrapper of it
         #: (``accelerate`` / DDP), so training goes through the wrapper's forward.
         self.forward_module: nn.Module = self.net
+        self._grammar: Any = None  # AutoUIGrammar | False (none for this tokenizer), lazily
+        self._grammar_processor: Any = None  # its logits processor, built once
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -1095,9 +1097,35 @@ class PolicyModel:
         return -(w * (token_logp * mask).sum(dim=-1)).mean()
 
     # -- acting --------------------------------------------------------------------------------
+    @property
+    def grammar(self) -> Any:
+        """The :class:`~digiq.models.autoui_grammar.AutoUIGrammar` sampling can be held to, or
+        None: only a tokenizer with single coordinate tokens, on a model trained on two-decimal
+        coordinates, can express it (real T5 checkpoints decode unconstrained)."""
+        if self._grammar is None:
+            from digiq.models.autoui_grammar import AutoUIGrammar
+
+            found = None
+            if self.config.round_coordinates == 2:
+                found = AutoUIGrammar.for_tokenizer(
+                    self.tokenizer, self.eos_id, self.pad_id, self.net.t5.config.vocab_size
+                )
+            if found is None:
+                log.info(
+                    "this policy's tokenizer cannot express the AutoUI grammar: "
+                    "sampling is unconstrained"
+                )
+            self._grammar = found if found is not None else False
+        return self._grammar or None
+
     @torch.no_grad()
     def _generate(
-        self, batch: PolicyBatch, n: int, temperature: float | None, generator_seed: int | None
+        self,
+        batch: PolicyBatch,
+        n: int,
+        temperature: float | None,
+        generator_seed: int | None,
+        grammar: bool = True,
     ) -> list[list[str]]:
         t5 = self.net.t5
         was_training = self.net.training
@@ -1116,6 +1144,14 @@ class PolicyModel:
             }
             if copy_ids is not None:
                 kwargs["copy_ids"] = copy_ids
+            if grammar and self.grammar is not None:
+                from transformers import LogitsProcessorList
+
+                from digiq.models.autoui_grammar import AutoUIGrammarProcessor
+
+                if self._grammar_processor is None:
+                    self._grammar_processor = AutoUIGrammarProcessor(self.grammar)
+                kwargs["logits_processor"] = LogitsProcessorList([self._grammar_processor])
             if temperature is None:
                 kwargs.update(do_sample=False, num_beams=1)
             else:
@@ -1161,29 +1197,37 @@ class PolicyModel:
         temperature: float = 1.0,
         *,
         seed: int | None = None,
+        grammar: bool = True,
     ) -> list[list[tuple[str, float]]]:
         """``n`` sampled action strings per state with ``log pi`` (temperature 1, exact; see
         the module docstring): ``[[(text, logprob), ...n], ...B]``. ``temperature`` <= 0 means
-        greedy (n identical strings)."""
+        greedy (n identical strings). ``grammar``: hold the sampler to well-formed AutoUI
+        strings where the tokenizer can express it (:attr:`grammar`,
+        :mod:`digiq.models.autoui_grammar`); the returned ``log pi`` is the unconstrained
+        policy's either way."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         batch = self._as_batch(images, input_texts)
         if not len(batch):
             return []
         temp = None if temperature is None or temperature <= 0 else temperature
-        texts = self._generate(batch, n, temp, seed)
+        texts = self._generate(batch, n, temp, seed, grammar)
         return self._score(batch, texts)
 
     def greedy(
         self,
         images: Sequence[ImageLike] | PolicyBatch,
         input_texts: Sequence[str] | None = None,
+        *,
+        grammar: bool = True,
     ) -> list[tuple[str, float]]:
-        """The greedy action string per state with its ``log pi``."""
+        """The greedy action string per state with its ``log pi`` (``grammar``: as in
+        :meth:`sample`)."""
         batch = self._as_batch(images, input_texts)
         if not len(batch):
             return []
-        return [row[0] for row in self._score(batch, self._generate(batch, 1, None, None))]
+        texts = self._generate(batch, 1, None, None, grammar)
+        return [row[0] for row in self._score(batch, texts)]
 
 
 def tokenizer_figures(tokenizer: Any, corpus: Sequence[str] = ()) -> dict[str, Any]:
