@@ -80,12 +80,15 @@ class Scale:
     """How big each step is. ``small`` is sized for 2 CPU cores in <= 20 minutes.
 
     The behaviour policy is mediocre the way AutoUI is, by wrong choices rather than broken
-    output: it is trained to convergence-ish (``small``: 400 steps, 10% unparseable actions in
-    evaluation) on demonstrations with a mistake at every other step (``demo_noise`` 1.0, the
-    scripted agent's maximum), which leaves it at about 35% success. The earlier setting (150
-    steps on noise-0.5 demos) was mediocre mostly by garbling the AutoUI format (44% of its
-    offline actions unparseable), which any further supervised step repairs, whatever it
-    imitates (README, Quickstart, "What changed from the runs below, and why").
+    output: it is trained to convergence-ish (``small``: 400 steps) on demonstrations with a
+    mistake at every other step (``demo_noise`` 1.0, the scripted agent's maximum), which
+    leaves it at 27-44% success, and its sampling is held to the AutoUI grammar
+    (:mod:`digiq.models.autoui_grammar`), so no action is unparseable (10% were before). The
+    earlier setting (150 steps on noise-0.5 demos) was mediocre mostly by garbling the AutoUI
+    format (44% of its offline actions unparseable), which any further supervised step
+    repairs, whatever it imitates (README, Quickstart, "What changed from the runs below, and
+    why"). Noise 0.5 with the grammar gives a 58% behaviour policy whose Best-of-N policy
+    drifts below it (README, "Structured decoding, running rollouts side by side").
     """
 
     name: str
@@ -212,6 +215,11 @@ class Step:
     resume_flag: str | None = None  # added to commands[0] when its output folder exists
     resume_dir: str | None = None
     description: str = ""
+    # Consecutive steps with the same group run at the same time (each its own subprocess).
+    # Only rollouts on simulated devices are grouped: each command starts its own phones, so
+    # they share nothing, and one rollout process keeps about 1.3 of 2 cores busy (measured:
+    # two evaluations at once took 120 s, one alone 81 s; results identical, README).
+    group: str | None = None
 
 
 def _cli(*args: str) -> list[str]:
@@ -385,9 +393,16 @@ def plan_steps(
             description="baseline: the behaviour policy fine-tuned on the successful episodes",
         ),
     ]
+    # Rollouts on simulated devices run side by side (Step.group); real devices are shared, so
+    # with any other device spec every step runs alone.
+    concurrent = device_spec.startswith("sim:")
     for method, (_, agent, _) in METHODS.items():
         eval_dir = out / "eval" / method
         position = 2 if method == "behaviour" else len(steps)  # early: says how good the data is
+        if method == "behaviour":  # beside the offline collection, which needs the same policy
+            group = "behaviour-rollouts" if concurrent else None
+        else:
+            group = "evaluations" if concurrent else None
         steps.insert(
             position,
             Step(
@@ -421,8 +436,11 @@ def plan_steps(
                 resume_flag="--resume",
                 resume_dir=str(eval_dir),
                 description=f"evaluation of {method} on the test split",
+                group=group,
             ),
         )
+    if concurrent:
+        next(s for s in steps if s.name == "offline").group = "behaviour-rollouts"
     return steps
 
 
@@ -523,7 +541,41 @@ class _TreeMemory:
             self._stop.wait(self.interval)
 
 
-def _run_command(command: Sequence[str], log_path: Path, env: dict[str, str]) -> tuple[int, float]:
+class _Children:
+    """The step subprocesses running now, so that Ctrl-C in the main thread can stop the ones
+    that worker threads of a step group started (only the main thread sees the signal)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.procs: set[subprocess.Popen] = set()
+        self.interrupted = threading.Event()
+
+    def stop_all(self) -> None:
+        """SIGINT every running step's process group, then SIGKILL what is left after 60 s."""
+        self.interrupted.set()
+        with self.lock:
+            procs = list(self.procs)
+        for proc in procs:
+            _interrupt(proc)
+
+
+def _interrupt(proc: subprocess.Popen) -> None:
+    """Stop a step's process group cleanly (it keeps what it finished) and wait for it."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _run_command(
+    command: Sequence[str],
+    log_path: Path,
+    env: dict[str, str],
+    children: _Children | None = None,
+) -> tuple[int, float]:
     """Run ``command`` with its output appended to ``log_path``; (exit code, peak MiB)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
@@ -536,19 +588,21 @@ def _run_command(command: Sequence[str], log_path: Path, env: dict[str, str]) ->
             env=env,
             start_new_session=True,
         )
-        with _TreeMemory(proc.pid) as memory:
-            try:
-                code = proc.wait()
-            except BaseException:
-                # Ctrl-C / SIGTERM: stop the child cleanly (it keeps what it finished) and wait.
+        if children is not None:
+            with children.lock:
+                children.procs.add(proc)
+        try:
+            with _TreeMemory(proc.pid) as memory:
                 try:
-                    os.killpg(proc.pid, signal.SIGINT)
-                    proc.wait(timeout=60)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                raise
+                    code = proc.wait()
+                except BaseException:
+                    # Ctrl-C / SIGTERM in this thread: stop the child and wait.
+                    _interrupt(proc)
+                    raise
+        finally:
+            if children is not None:
+                with children.lock:
+                    children.procs.discard(proc)
     return code, memory.peak_bytes / 2**20
 
 
@@ -620,11 +674,14 @@ def run_quickstart(
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
     bar = tqdm(total=len(names), desc="quickstart", unit="step", disable=not progress)
     try:
-        for step in steps:
-            bar.set_postfix_str(step.name)
-            _run_step(out, step, record, env, echo)
-            bar.update(1)
-            if until == step.name:
+        for batch in _batches(steps, until):
+            bar.set_postfix_str(" + ".join(step.name for step in batch))
+            if len(batch) == 1:
+                _run_step(out, batch[0], record, env, echo)
+            else:
+                _run_group(out, batch, record, env, echo)
+            bar.update(len(batch))
+            if until in (step.name for step in batch):
                 return record
         _report_step(out, record, echo)
         bar.update(1)
@@ -633,9 +690,81 @@ def run_quickstart(
     return record
 
 
-def _run_step(
-    out: Path, step: Step, record: dict[str, Any], env: dict[str, str], echo: Callable
+def _batches(steps: Sequence[Step], until: str | None) -> list[list[Step]]:
+    """Consecutive steps of one group together (run at the same time), others alone; nothing
+    after ``until``."""
+    batches: list[list[Step]] = []
+    for step in steps:
+        if batches and step.group is not None and batches[-1][-1].group == step.group:
+            batches[-1].append(step)
+        else:
+            batches.append([step])
+        if step.name == until:
+            break
+    return batches
+
+
+def _run_group(
+    out: Path, batch: Sequence[Step], record: dict[str, Any], env: dict[str, str], echo: Callable
 ) -> None:
+    """Run the steps of one group at the same time, one thread each (every step's own record,
+    log and resume as when it runs alone); the group's wall time and the sum of its steps'
+    peaks (an upper bound of its peak) go to ``record["groups"]``. Ctrl-C stops them all."""
+    lock = threading.Lock()
+    children = _Children()
+    errors: list[BaseException] = []
+    group = batch[0].group or "group"
+
+    def work(step: Step) -> None:
+        try:
+            _run_step(out, step, record, env, echo, lock=lock, children=children)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    echo(f"{group}: {', '.join(s.name for s in batch)} at the same time")
+    tick = time.perf_counter()
+    threads = [
+        threading.Thread(target=work, args=(step,), name=f"step-{step.name}") for step in batch
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        children.stop_all()
+        for thread in threads:
+            thread.join()
+        raise
+    with lock:
+        entries = [record["steps"].get(step.name) or {} for step in batch]
+        record.setdefault("groups", {})[group] = {
+            "steps": [step.name for step in batch],
+            "wall_s": round(time.perf_counter() - tick, 2),
+            "peak_rss_mb_sum": round(sum(float(e.get("peak_rss_mb") or 0) for e in entries), 1),
+        }
+        _write_record(out, record)
+    if errors:
+        raise errors[0]
+
+
+def _run_step(
+    out: Path,
+    step: Step,
+    record: dict[str, Any],
+    env: dict[str, str],
+    echo: Callable,
+    *,
+    lock: threading.Lock | None = None,
+    children: _Children | None = None,
+) -> None:
+    """Run one step's commands in order and record it. ``lock`` guards ``record`` when steps
+    of a group run in threads; ``children`` lets the main thread stop them."""
+    lock = lock or threading.Lock()
+
+    def save() -> None:
+        _write_record(out, record)
+
     previous = record["steps"].get(step.name) or {}
     if previous.get("status") == "done":
         echo(f"{step.name}: done earlier, skipped")
@@ -651,8 +780,9 @@ def _run_step(
         "commands": [],
         "peak_rss_mb": 0.0,
     }
-    record["steps"][step.name] = entry
-    _write_record(out, record)
+    with lock:
+        record["steps"][step.name] = entry
+        save()
     echo(f"{step.name}: {step.description} (log: {log_path})")
     tick = time.perf_counter()
     try:
@@ -661,22 +791,31 @@ def _run_step(
             if index == 0 and step.resume_flag and step.resume_dir:
                 if Path(step.resume_dir).exists():
                     command.append(step.resume_flag)
-            entry["commands"].append(" ".join(command))
-            code, peak = _run_command(command, log_path, env)
-            entry["peak_rss_mb"] = max(entry["peak_rss_mb"], round(peak, 1))
+            with lock:
+                entry["commands"].append(" ".join(command))
+            code, peak = _run_command(command, log_path, env, children)
+            with lock:
+                entry["peak_rss_mb"] = max(entry["peak_rss_mb"], round(peak, 1))
+            if children is not None and children.interrupted.is_set():
+                raise KeyboardInterrupt
             if code != 0:
-                entry.update(status="failed", exit_code=code, wall_s=time.perf_counter() - tick)
-                _write_record(out, record)
+                with lock:
+                    entry.update(status="failed", exit_code=code, wall_s=time.perf_counter() - tick)
+                    save()
                 raise QuickstartError(
                     f"step {step.name!r} failed (exit code {code}); see {log_path}. Run the same "
                     "command again to retry it (finished steps are kept)."
                 )
     except KeyboardInterrupt:
-        entry.update(status="interrupted", wall_s=time.perf_counter() - tick)
-        _write_record(out, record)
+        with lock:
+            entry.update(status="interrupted", wall_s=time.perf_counter() - tick)
+            save()
         raise
-    entry.update(status="done", finished=time.time(), wall_s=round(time.perf_counter() - tick, 2))
-    _write_record(out, record)
+    with lock:
+        entry.update(
+            status="done", finished=time.time(), wall_s=round(time.perf_counter() - tick, 2)
+        )
+        save()
     echo(f"{step.name}: done in {entry['wall_s']:.1f} s (peak {entry['peak_rss_mb']:.0f} MiB)")
 
 

@@ -268,21 +268,48 @@ def _plots(out: Path, counts: dict[str, dict[str, Any]], labels: dict[str, str])
 
 
 def _stage_table(record: dict[str, Any]) -> str:
+    """Wall time and peak memory per step. Steps of a group ran at the same time: the total
+    counts the group's wall time once, and the peak is at most the sum of its steps' peaks."""
+    groups = record.get("groups", {})
+    group_of = {name: g for g, info in groups.items() for name in info.get("steps", [])}
     rows = []
     total = 0.0
     for name, entry in record.get("steps", {}).items():
         if name == "report":
             continue
         wall = float(entry.get("wall_s") or 0.0)
-        total += wall
+        if name not in group_of:
+            total += wall
         rows.append(
-            [name, entry.get("status", "?"), f"{wall:.1f}", f"{entry.get('peak_rss_mb', 0):.0f}"]
+            [
+                name,
+                entry.get("status", "?"),
+                f"{wall:.1f}",
+                f"{entry.get('peak_rss_mb', 0):.0f}",
+                group_of.get(name, ""),
+            ]
+        )
+    for group, info in groups.items():
+        total += float(info.get("wall_s") or 0.0)
+        rows.append(
+            [
+                f"({group}, together)",
+                "",
+                f"{float(info.get('wall_s') or 0.0):.1f}",
+                f"<= {float(info.get('peak_rss_mb_sum') or 0):.0f}",
+                group,
+            ]
         )
     peak = max(
-        (float(e.get("peak_rss_mb") or 0) for e in record.get("steps", {}).values()), default=0
+        [float(e.get("peak_rss_mb") or 0) for e in record.get("steps", {}).values()]
+        + [float(g.get("peak_rss_mb_sum") or 0) for g in groups.values()],
+        default=0,
     )
-    rows.append(["total", "", f"{total:.1f}", f"{peak:.0f} (max)"])
-    return _markdown_table(["step", "status", "wall time (s)", "peak memory (MiB)"], rows)
+    rows.append(["total", "", f"{total:.1f}", f"{peak:.0f} (max)", ""])
+    return _markdown_table(
+        ["step", "status", "wall time (s)", "peak memory (MiB)", "group (run together)"],
+        rows,
+    )
 
 
 def _training_facts(out: Path) -> dict[str, Any]:

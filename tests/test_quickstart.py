@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -19,6 +20,9 @@ from digiq.quickstart import (
     RECORD_FILE,
     SCALES,
     QuickstartError,
+    Step,
+    _batches,
+    _run_group,
     plan_steps,
     run_quickstart,
     train_config,
@@ -147,6 +151,97 @@ def test_difference_interval_and_ordering() -> None:
     assert not rules["digiq_gt_filtered_bc"] and not rules["gain_significant"]
 
 
+def test_rollouts_on_simulated_phones_are_grouped_and_real_devices_run_alone(
+    tmp_path: Path,
+) -> None:
+    scale = SCALES["small"]
+    groups = {s.name: s.group for s in plan_steps(tmp_path, scale)}
+    assert groups["eval-behaviour"] == groups["offline"] == "behaviour-rollouts"
+    evals = [f"eval-{m}" for m in METHODS if m != "behaviour"]
+    assert {groups[name] for name in evals} == {"evaluations"}
+    assert all(groups[n] is None for n in ("demos", "behaviour", "digiq", "filtered-bc"))
+    batches = [[s.name for s in b] for b in _batches(plan_steps(tmp_path, scale), None)]
+    assert ["eval-behaviour", "offline"] in batches and evals in batches
+    # --until inside a group stops the group there
+    cut = _batches(plan_steps(tmp_path, scale), "eval-behaviour")
+    assert [s.name for s in cut[-1]] == ["eval-behaviour"]
+    # real devices are shared between steps: nothing runs at the same time
+    serial = plan_steps(tmp_path, scale, devices="emulator-5554")
+    assert all(s.group is None for s in serial)
+
+
+_STAMP = (
+    "import sys, time, pathlib; p = pathlib.Path(sys.argv[1]); "
+    "p.write_text(f'{time.time()}\\n'); time.sleep(float(sys.argv[2])); "
+    "p.write_text(p.read_text() + f'{time.time()}\\n')"
+)
+
+
+def _stamp_step(name: str, path: Path, seconds: float, group: str = "g") -> Step:
+    return Step(name, [[sys.executable, "-c", _STAMP, str(path), str(seconds)]], group=group)
+
+
+def test_a_group_runs_its_steps_at_the_same_time_and_records_each(tmp_path: Path) -> None:
+    record: dict = {"steps": {}}
+    batch = [_stamp_step(n, tmp_path / f"{n}.txt", 1.0) for n in ("a", "b")]
+    _run_group(tmp_path, batch, record, dict(os.environ), lambda _: None)
+    (a0, a1), (b0, b1) = (
+        [float(x) for x in (tmp_path / f"{n}.txt").read_text().split()] for n in ("a", "b")
+    )
+    assert a0 < b1 and b0 < a1  # the two runs overlapped
+    assert {record["steps"][n]["status"] for n in ("a", "b")} == {"done"}
+    group = record["groups"]["g"]
+    assert group["steps"] == ["a", "b"]
+    assert group["peak_rss_mb_sum"] == pytest.approx(
+        sum(record["steps"][n]["peak_rss_mb"] for n in ("a", "b")), abs=0.2
+    )
+    saved = json.loads((tmp_path / RECORD_FILE).read_text())
+    assert saved["groups"]["g"]["steps"] == ["a", "b"]
+
+
+def test_a_failing_step_of_a_group_is_reported_after_the_others_finish(tmp_path: Path) -> None:
+    record: dict = {"steps": {}}
+    bad = Step("bad", [[sys.executable, "-c", "raise SystemExit(3)"]], group="g")
+    good = _stamp_step("good", tmp_path / "good.txt", 0.5)
+    with pytest.raises(QuickstartError, match="'bad' failed"):
+        _run_group(tmp_path, [bad, good], record, dict(os.environ), print)
+    assert record["steps"]["bad"]["status"] == "failed"
+    assert record["steps"]["good"]["status"] == "done"
+    assert len((tmp_path / "good.txt").read_text().split()) == 2
+
+
+_GROUP_SCRIPT = """
+import os, sys
+from pathlib import Path
+from digiq.quickstart import Step, _run_group
+out = Path(sys.argv[1])
+code = "import time, pathlib, sys; pathlib.Path(sys.argv[1]).touch(); time.sleep(120)"
+batch = [Step(n, [[sys.executable, "-c", code, str(out / (n + ".started"))]], group="g")
+         for n in ("a", "b")]
+record = {"steps": {}}
+try:
+    _run_group(out, batch, record, dict(os.environ), print)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_stops_every_step_of_a_group_and_marks_them_interrupted(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _GROUP_SCRIPT, str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"{n}.started").exists() for n in ("a", "b")):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=90) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    steps = json.loads((tmp_path / RECORD_FILE).read_text())["steps"]
+    assert {steps[n]["status"] for n in ("a", "b")} == {"interrupted"}
+
+
 def test_a_run_with_other_settings_is_refused(tmp_path: Path) -> None:
     (tmp_path / RECORD_FILE).write_text(
         json.dumps({"format": "digiq-quickstart-1", "steps": {}, "settings": {"seed": 5}})
@@ -220,6 +315,8 @@ def test_tiny_quickstart_interrupted_then_resumed_writes_every_output(
         entry = record["steps"][name]
         assert entry["wall_s"] > 0 and entry["peak_rss_mb"] > 0, (name, entry)
         assert Path(entry["log"]).is_file()
+    assert record["groups"]["evaluations"]["steps"] == [f"eval-{m}" for m in METHODS][1:]
+    assert record["groups"]["behaviour-rollouts"]["steps"] == ["eval-behaviour", "offline"]
 
     stages = json.loads((out / "runs" / "digiq" / "stages.json").read_text())["stages"]
     assert stages["candidates"]["metrics"]["temperature"] == SCALES["tiny"].candidate_temperature
@@ -235,6 +332,7 @@ def test_tiny_quickstart_interrupted_then_resumed_writes_every_output(
     assert set(summary["checks"]) == {"oracle", "rules"}
     results = (out / "RESULTS.md").read_text()
     assert "success, oracle [95% CI]" in results
+    assert "(evaluations, together)" in results
     for _, _, label in METHODS.values():
         assert label in results or label.split(" (")[0] in results
     for name in ("success", "critic_curves", "policy_curves"):
