@@ -1,4 +1,5 @@
-"""The AutoUI-style policy model: tokenizer, save/load, sampling, loss numerics, learning.
+"""The AutoUI-style policy model: tokenizer, save/load, sampling (free and held to the AutoUI
+grammar), loss numerics, learning.
 
 Everything runs on CPU with a small policy built from config (a few hundred thousand
 parameters) so the module stays fast; the training test is a real (short) optimisation.
@@ -14,6 +15,7 @@ import torch
 
 from android.actions import Action, ActionType, actions_match, parse_autoui, to_autoui
 from digiq.bestofn import policy_loss
+from digiq.models.autoui_grammar import FREE_TEXT, FREE_TEXT_OR_END, AutoUIGrammar
 from digiq.models.policy import (
     POLICY_JSON,
     PolicyConfig,
@@ -280,3 +282,102 @@ def test_frozen_image_encoder_mode_for_real_presets(tokenizer, tmp_path: Path) -
     loaded = PolicyModel.load(model.save(tmp_path / "frozen"), precision="fp32")
     after = loaded.sequence_logprobs(loaded.prepare(images, texts), targets)
     assert torch.allclose(before, after)
+
+
+# ------------------------------------------------------------------- structured decoding
+# digiq.models.autoui_grammar: every kind of AutoUI string walks through the grammar, an
+# untrained policy (whose free samples are garbage) writes only well-formed strings under it,
+# and a model on 4-decimal coordinates decodes freely.
+
+
+def _ids(tokenizer, text: str) -> list[int]:  # type: ignore[no-untyped-def]
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_every_kind_of_action_string_is_accepted_token_by_token(policy: PolicyModel) -> None:
+    grammar = policy.grammar
+    assert isinstance(grammar, AutoUIGrammar)
+    assert grammar.point_pattern.count(None) == 4  # two points, two coordinates each
+    for char in (",", " "):
+        assert _ids(policy.tokenizer, char)[0] not in grammar.structural_ids(), char
+    actions = [
+        Action.tap(0.12, 0.56),
+        Action.swipe((0.8, 0.5), (0.2, 0.5)),
+        Action.tap(0.0, 1.0),
+        Action.type("razer kraken"),
+        # a space before a digit and a comma are tokens of the point pattern too: typed text
+        # must still be able to use them (16% of the Web Shopping queries need the space)
+        Action.type("gtx 1660, black"),
+        Action.type(""),
+        *(Action(kind) for kind in ActionType if kind not in (ActionType.DUAL_POINT,
+                                                              ActionType.TYPE,
+                                                              ActionType.INVALID)),
+    ]  # fmt: skip
+    for action in actions:
+        ids = _ids(policy.tokenizer, to_autoui(action))
+        for k, token in enumerate(ids):
+            allowed = grammar.allowed(ids[:k])
+            if isinstance(allowed, str):
+                assert token not in grammar.structural_ids(), (action, k)
+            else:
+                assert token in allowed, (action, k, policy.tokenizer.decode([token]))
+        # the string is complete: the grammar now allows exactly the end of sequence
+        end = grammar.allowed(ids)
+        assert end == [grammar.eos_id] or end == FREE_TEXT_OR_END, action
+
+
+def test_grammar_rejects_garbled_coordinates_and_an_unclosed_typed_text(policy) -> None:  # type: ignore[no-untyped-def]
+    grammar, tok = policy.grammar, policy.tokenizer
+    tap = _ids(tok, to_autoui(Action.tap(0.44, 0.17)))
+    word = _ids(tok, " blender")[0]
+    assert word not in grammar.allowed(tap[:1])  # a goal word where a coordinate belongs
+    assert grammar.eos_id not in grammar.allowed(tap[:3])  # ended before the point is written
+    typed = _ids(tok, to_autoui(Action.type("razer")))
+    assert grammar.allowed(typed[:-1]) == FREE_TEXT  # inside the quotes: no end yet
+    assert grammar.allowed(typed) == FREE_TEXT_OR_END
+    back = _ids(tok, to_autoui(Action.back()))
+    assert grammar.allowed(back) == [grammar.eos_id]
+
+
+def test_an_untrained_policy_writes_only_well_formed_actions_under_the_grammar(
+    policy: PolicyModel,
+) -> None:
+    images = screens(3, seed=7)
+    texts = [policy.input_text([], "Go to ebay.com")] * 3
+    free = policy.sample(images, texts, n=8, temperature=1.0, seed=1, grammar=False)
+    held = policy.sample(images, texts, n=8, temperature=1.0, seed=1)
+    free_valid = [parse_autoui(t).is_valid for row in free for t, _ in row]
+    assert sum(free_valid) < len(free_valid)  # random weights: the free sampler garbles
+    type_prefix = to_autoui(Action.type(""))[:-1]  # up to the opening quote of typed_text
+    held_texts = [t for row in held for t, _ in row]
+    # a TYPE may run into the length limit before closing its quote; nothing else can fail
+    structured = [t for t in held_texts if not t.startswith(type_prefix)]
+    assert structured, held_texts
+    assert all(parse_autoui(t).is_valid for t in structured), structured
+    # the returned log-probabilities are still the unconstrained policy's
+    flat = [t for row in held for t, _ in row]
+    recomputed = policy.sequence_logprobs(policy.prepare(images, texts).repeat(8), flat)
+    returned = torch.tensor([lp for row in held for _, lp in row])
+    assert torch.allclose(returned, recomputed.float(), atol=1e-4)
+    greedy = policy.greedy(images, texts)
+    for text, _ in greedy:
+        assert parse_autoui(text).is_valid or text.startswith(type_prefix), text
+
+
+def test_a_policy_trained_on_four_decimals_decodes_unconstrained(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    model = PolicyModel.build(
+        small_config(round_coordinates=None), tokenizer=tokenizer, precision="fp32"
+    )
+    assert model.grammar is None
+    image = screens(1, seed=8)
+    assert len(model.sample(image, [model.input_text([], "Go to ebay.com")], n=2)[0]) == 2
+
+
+def test_agent_spec_turns_the_grammar_off() -> None:
+    from digiq.policy_agent import _split_spec
+
+    assert _split_spec("RUN?grammar=0") == ("RUN", {"grammar": False})
+    assert _split_spec("RUN?grammar=1&temperature=1.0") == (
+        "RUN",
+        {"grammar": True, "temperature": 1.0},
+    )

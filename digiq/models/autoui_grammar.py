@@ -16,8 +16,10 @@ through the tokenizer itself (so it cannot drift from the format):
   STATUS_TASK_COMPLETE / STATUS_TASK_IMPOSSIBLE string), or the DUAL_POINT or TYPE prefix;
 * DUAL_POINT: the tokenized tap template, with each coordinate slot restricted to the 101
   two-decimal coordinate tokens and each constant joint fixed, then EOS;
-* TYPE: free text (any token but the structural ones), ended by EOS only right after a token
-  that closes the quote (a token ending in ``"``);
+* TYPE: free text (any token but the format's added multi-character chunks: the prefixes,
+  complete strings and joints), ended by EOS only right after a token that closes the quote
+  (a token ending in ``"``). Single characters of the point pattern (``,`` and the space
+  token) stay allowed: queries need them (``gtx 1660`` is ``gtx``, space, ``1``, ...);
 * a complete string: EOS.
 
 Only the tokenizer built by :func:`digiq.models.policy.build_policy_tokenizer` with
@@ -71,7 +73,7 @@ class AutoUIGrammar:
 
     ``point_pattern``: for each token after the DUAL_POINT prefix, either a fixed token id or
     None for "one of ``coordinate_ids``". ``quote_end_ids``: tokens whose text ends with the
-    quote that closes ``typed_text``.
+    quote that closes ``typed_text``. ``structural``: see :meth:`structural_ids`.
     """
 
     vocab_size: int
@@ -83,13 +85,14 @@ class AutoUIGrammar:
     coordinate_ids: tuple[int, ...]
     point_pattern: tuple[int | None, ...]
     quote_end_ids: frozenset[int]
+    structural: tuple[int, ...]
 
     @classmethod
     def for_tokenizer(
         cls, tokenizer: Any, eos_id: int, pad_id: int, vocab_size: int
     ) -> AutoUIGrammar | None:
         """The grammar for ``tokenizer``, or None when its vocabulary cannot express it."""
-        from digiq.models.policy import coordinate_tokens
+        from digiq.models.policy import autoui_added_tokens, coordinate_tokens
 
         coordinates = [_single_id(tokenizer, c) for c in coordinate_tokens()]
         if any(c is None for c in coordinates):
@@ -119,24 +122,30 @@ class AutoUIGrammar:
                 return None
         if taps[0][0] != taps[1][0] or pattern.count(None) != 4:
             return None
+        # Every added chunk of the format (with and without the "Action Plan" part: previous
+        # actions are written without it), but not the ordinary characters among the joints.
+        chunks = {_single_id(tokenizer, chunk) for chunk in autoui_added_tokens()}
+        completes_ids = tuple(c for c in completes if c is not None)
+        others = sorted(c for c in chunks if c is not None)
         return cls(
             vocab_size=vocab_size,
             eos_id=eos_id,
             pad_id=pad_id,
             dual_point_prefix=taps[0][0],
             type_prefix=type_prefix,
-            complete_ids=tuple(c for c in completes if c is not None),
+            complete_ids=completes_ids,
             coordinate_ids=coordinate_ids,
             point_pattern=tuple(pattern),
             quote_end_ids=frozenset(
                 i for i in range(len(tokenizer)) if tokenizer.decode([i]).endswith('"')
             ),
+            structural=tuple(dict.fromkeys((taps[0][0], type_prefix, *completes_ids, *others))),
         )
 
     def structural_ids(self) -> tuple[int, ...]:
-        """Tokens that only the grammar's fixed parts may write (never inside typed text)."""
-        fixed = {t for t in self.point_pattern if t is not None}
-        return (self.dual_point_prefix, self.type_prefix, *self.complete_ids, *sorted(fixed))
+        """Tokens that only the grammar's fixed parts may write (never inside typed text): the
+        format's added multi-character chunks, not the ordinary characters among its joints."""
+        return self.structural
 
     def allowed(self, generated: Sequence[int]) -> list[int] | str:
         """Token ids allowed after ``generated`` (the decoder's output so far, without the
