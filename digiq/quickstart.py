@@ -22,8 +22,12 @@ each run as a subprocess exactly as a user would type it (so every step is also 
                 plots, ``RESULTS.md``, ``summary.json``
 ==============  =================================================================================
 
+With simulated devices (``sim:N``), ``eval-behaviour`` runs beside ``offline`` and the three
+final evaluations run together (:attr:`Step.group`): each is its own subprocess with its own
+phones, and one rollout process keeps only about 1.3 of 2 cores busy.
+
 Everything is recorded in ``OUT/quickstart.json`` (each step's command, status, wall time and
-peak memory of its process tree); a step marked done is skipped when the command runs again,
+peak memory of its process tree; a group's wall time under ``groups``); a step marked done is skipped when the command runs again,
 and an interrupted step resumes through its own command's resume (``--resume`` for collection
 and evaluation, checkpoints for training), so re-running the same ``digiq quickstart`` after
 Ctrl-C or a crash continues where it stopped.
