@@ -299,7 +299,7 @@ def test_every_kind_of_action_string_is_accepted_token_by_token(policy: PolicyMo
     assert isinstance(grammar, AutoUIGrammar)
     assert grammar.point_pattern.count(None) == 4  # two points, two coordinates each
     for char in (",", " "):
-        assert _ids(policy.tokenizer, char)[0] not in grammar.structural_ids(), char
+        assert _ids(policy.tokenizer, char)[0] not in grammar.structural_ids, char
     actions = [
         Action.tap(0.12, 0.56),
         Action.swipe((0.8, 0.5), (0.2, 0.5)),
@@ -318,7 +318,7 @@ def test_every_kind_of_action_string_is_accepted_token_by_token(policy: PolicyMo
         for k, token in enumerate(ids):
             allowed = grammar.allowed(ids[:k])
             if isinstance(allowed, str):
-                assert token not in grammar.structural_ids(), (action, k)
+                assert token not in grammar.structural_ids, (action, k)
             else:
                 assert token in allowed, (action, k, policy.tokenizer.decode([token]))
         # the string is complete: the grammar now allows exactly the end of sequence

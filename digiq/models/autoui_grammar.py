@@ -33,7 +33,6 @@ unconstrained policy, and training is unchanged.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,9 +40,7 @@ from typing import Any
 import torch
 from transformers import LogitsProcessor
 
-from android.actions import Action, ActionType, to_autoui
-
-log = logging.getLogger(__name__)
+from android.actions import Action, to_autoui
 
 __all__ = ["AutoUIGrammar", "AutoUIGrammarProcessor", "FREE_TEXT", "FREE_TEXT_OR_END"]
 
@@ -51,15 +48,6 @@ __all__ = ["AutoUIGrammar", "AutoUIGrammarProcessor", "FREE_TEXT", "FREE_TEXT_OR
 #: with EOS.
 FREE_TEXT = "free-text"
 FREE_TEXT_OR_END = "free-text-or-end"
-
-_SINGLE_STRING_TYPES = (
-    ActionType.PRESS_BACK,
-    ActionType.PRESS_HOME,
-    ActionType.PRESS_ENTER,
-    ActionType.STATUS_TASK_COMPLETE,
-    ActionType.STATUS_TASK_IMPOSSIBLE,
-)
-_MARK = "zqxjmarkzqxj"
 
 
 def _single_id(tokenizer: Any, text: str) -> int | None:
@@ -73,7 +61,7 @@ class AutoUIGrammar:
 
     ``point_pattern``: for each token after the DUAL_POINT prefix, either a fixed token id or
     None for "one of ``coordinate_ids``". ``quote_end_ids``: tokens whose text ends with the
-    quote that closes ``typed_text``. ``structural``: see :meth:`structural_ids`.
+    quote that closes ``typed_text``.
     """
 
     vocab_size: int
@@ -85,22 +73,28 @@ class AutoUIGrammar:
     coordinate_ids: tuple[int, ...]
     point_pattern: tuple[int | None, ...]
     quote_end_ids: frozenset[int]
-    structural: tuple[int, ...]
+    #: Tokens only the grammar's fixed parts may write (never inside typed text): the format's
+    #: added multi-character chunks, not the ordinary characters among its joints.
+    structural_ids: tuple[int, ...]
 
     @classmethod
     def for_tokenizer(
         cls, tokenizer: Any, eos_id: int, pad_id: int, vocab_size: int
     ) -> AutoUIGrammar | None:
         """The grammar for ``tokenizer``, or None when its vocabulary cannot express it."""
-        from digiq.models.policy import autoui_added_tokens, coordinate_tokens
+        # the format's single-token pieces are defined with the tokenizer (import cycle)
+        from digiq.models.policy import (
+            _MARK,
+            SINGLE_STRING_TYPES,
+            autoui_added_tokens,
+            coordinate_tokens,
+        )
 
         coordinates = [_single_id(tokenizer, c) for c in coordinate_tokens()]
         if any(c is None for c in coordinates):
             return None
         coordinate_ids = tuple(c for c in coordinates if c is not None)
-        completes = [
-            _single_id(tokenizer, to_autoui(Action(kind))) for kind in _SINGLE_STRING_TYPES
-        ]
+        completes = [_single_id(tokenizer, to_autoui(Action(kind))) for kind in SINGLE_STRING_TYPES]
         if any(c is None for c in completes):
             return None
         typed = to_autoui(Action.type(_MARK))
@@ -139,13 +133,8 @@ class AutoUIGrammar:
             quote_end_ids=frozenset(
                 i for i in range(len(tokenizer)) if tokenizer.decode([i]).endswith('"')
             ),
-            structural=tuple(dict.fromkeys((taps[0][0], type_prefix, *completes_ids, *others))),
+            structural_ids=tuple(dict.fromkeys((taps[0][0], type_prefix, *completes_ids, *others))),
         )
-
-    def structural_ids(self) -> tuple[int, ...]:
-        """Tokens that only the grammar's fixed parts may write (never inside typed text): the
-        format's added multi-character chunks, not the ordinary characters among its joints."""
-        return self.structural
 
     def allowed(self, generated: Sequence[int]) -> list[int] | str:
         """Token ids allowed after ``generated`` (the decoder's output so far, without the
@@ -173,29 +162,28 @@ class AutoUIGrammarProcessor(LogitsProcessor):
         self.grammar = grammar
         self.prompt_length = prompt_length
         free = torch.ones(grammar.vocab_size, dtype=torch.bool)
-        free[list(grammar.structural_ids())] = False
+        free[list(grammar.structural_ids)] = False
         free[grammar.pad_id] = False
         free_or_end = free.clone()
         free[grammar.eos_id] = False
         free_or_end[grammar.eos_id] = True
         self._free = {FREE_TEXT: free, FREE_TEXT_OR_END: free_or_end}
-        self._masks: dict[tuple[int, ...], torch.Tensor] = {}
+        self._masks: dict[tuple[Any, int], torch.Tensor] = {}
 
     def _mask(self, allowed: list[int] | str, width: int) -> torch.Tensor:
-        if isinstance(allowed, str):
-            mask = self._free[allowed]
-        else:
-            key = tuple(allowed)
-            mask = self._masks.get(key)
-            if mask is None:
-                mask = torch.zeros(self.grammar.vocab_size, dtype=torch.bool)
-                mask[list(allowed)] = True
-                self._masks[key] = mask
-        if width != mask.numel():  # the model's output layer may be padded past the vocabulary
-            padded = torch.zeros(width, dtype=torch.bool)
-            n = min(width, mask.numel())
-            padded[:n] = mask[:n]
-            return padded
+        """The allowed-token mask, ``width`` wide (the output layer may be padded past the
+        vocabulary); built once per (allowed set, width)."""
+        key = (allowed if isinstance(allowed, str) else tuple(allowed), width)
+        mask = self._masks.get(key)
+        if mask is None:
+            base = self._free[allowed] if isinstance(allowed, str) else None
+            mask = torch.zeros(width, dtype=torch.bool)
+            if base is None:
+                mask[[i for i in allowed if i < width]] = True
+            else:
+                n = min(width, base.numel())
+                mask[:n] = base[:n]
+            self._masks[key] = mask
         return mask
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:

@@ -77,7 +77,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -93,6 +93,9 @@ from android.actions import (
     to_autoui_decision,
 )
 from digiq.device_utils import Precision, select_precision
+
+if TYPE_CHECKING:  # transformers is imported only when a model is built or loaded
+    from digiq.models.autoui_grammar import AutoUIGrammar, AutoUIGrammarProcessor
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +259,14 @@ _TYPE_NAMES = {
 
 
 _MARK = "QQMARKQQ"
+#: The action types whose AutoUI string is one constant (no point, no text).
+SINGLE_STRING_TYPES = (
+    ActionType.PRESS_BACK,
+    ActionType.PRESS_HOME,
+    ActionType.PRESS_ENTER,
+    ActionType.STATUS_TASK_COMPLETE,
+    ActionType.STATUS_TASK_IMPOSSIBLE,
+)
 
 
 def autoui_added_tokens() -> list[str]:
@@ -283,13 +294,7 @@ def autoui_added_tokens() -> list[str]:
     chunks.add(decision[: decision.index(point)])
     typed_decision = to_autoui_decision(Action.type(_MARK))
     chunks.add(typed_decision[: typed_decision.index(_MARK)])
-    for kind in (
-        ActionType.PRESS_BACK,
-        ActionType.PRESS_HOME,
-        ActionType.PRESS_ENTER,
-        ActionType.STATUS_TASK_COMPLETE,
-        ActionType.STATUS_TASK_IMPOSSIBLE,
-    ):
+    for kind in SINGLE_STRING_TYPES:
         action = Action(kind)
         chunks.add(to_autoui(action))
         chunks.add(to_autoui_decision(action))
@@ -312,17 +317,7 @@ def _random_action(rng: random.Random, texts: Sequence[str], decimals: int | Non
         return round_action(Action.swipe(a, b), decimals or 4)
     if kind < 0.75:
         return Action.type(rng.choice(texts) if texts else "search")
-    return Action(
-        rng.choice(
-            [
-                ActionType.PRESS_BACK,
-                ActionType.PRESS_HOME,
-                ActionType.PRESS_ENTER,
-                ActionType.STATUS_TASK_COMPLETE,
-                ActionType.STATUS_TASK_IMPOSSIBLE,
-            ]
-        )
-    )
+    return Action(rng.choice(SINGLE_STRING_TYPES))
 
 
 def _default_goals() -> list[str]:
@@ -734,8 +729,21 @@ class PolicyModel:
         #: What :meth:`token_logprobs` calls: the net itself, or a trainer's wrapper of it
         #: (``accelerate`` / DDP), so training goes through the wrapper's forward.
         self.forward_module: nn.Module = self.net
-        self._grammar: Any = None  # AutoUIGrammar | False (none for this tokenizer), lazily
-        self._grammar_processor: Any = None  # its logits processor, built once
+        #: The :class:`~digiq.models.autoui_grammar.AutoUIGrammar` sampling is held to, or None:
+        #: only a tokenizer with single coordinate tokens, on a model trained on two-decimal
+        #: coordinates, can express it (real T5 checkpoints decode unconstrained).
+        from digiq.models.autoui_grammar import AutoUIGrammar, AutoUIGrammarProcessor
+
+        self.grammar: AutoUIGrammar | None = None
+        self._grammar_processor: AutoUIGrammarProcessor | None = None
+        if config.round_coordinates == 2:
+            self.grammar = AutoUIGrammar.for_tokenizer(
+                tokenizer, self.eos_id, self.pad_id, net.t5.config.vocab_size
+            )
+        if self.grammar is None:
+            log.info("this policy's tokenizer cannot express the AutoUI grammar: unconstrained")
+        else:
+            self._grammar_processor = AutoUIGrammarProcessor(self.grammar)
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -1097,27 +1105,6 @@ class PolicyModel:
         return -(w * (token_logp * mask).sum(dim=-1)).mean()
 
     # -- acting --------------------------------------------------------------------------------
-    @property
-    def grammar(self) -> Any:
-        """The :class:`~digiq.models.autoui_grammar.AutoUIGrammar` sampling can be held to, or
-        None: only a tokenizer with single coordinate tokens, on a model trained on two-decimal
-        coordinates, can express it (real T5 checkpoints decode unconstrained)."""
-        if self._grammar is None:
-            from digiq.models.autoui_grammar import AutoUIGrammar
-
-            found = None
-            if self.config.round_coordinates == 2:
-                found = AutoUIGrammar.for_tokenizer(
-                    self.tokenizer, self.eos_id, self.pad_id, self.net.t5.config.vocab_size
-                )
-            if found is None:
-                log.info(
-                    "this policy's tokenizer cannot express the AutoUI grammar: "
-                    "sampling is unconstrained"
-                )
-            self._grammar = found if found is not None else False
-        return self._grammar or None
-
     @torch.no_grad()
     def _generate(
         self,
@@ -1144,13 +1131,9 @@ class PolicyModel:
             }
             if copy_ids is not None:
                 kwargs["copy_ids"] = copy_ids
-            if grammar and self.grammar is not None:
+            if grammar and self._grammar_processor is not None:
                 from transformers import LogitsProcessorList
 
-                from digiq.models.autoui_grammar import AutoUIGrammarProcessor
-
-                if self._grammar_processor is None:
-                    self._grammar_processor = AutoUIGrammarProcessor(self.grammar)
                 kwargs["logits_processor"] = LogitsProcessorList([self._grammar_processor])
             if temperature is None:
                 kwargs.update(do_sample=False, num_beams=1)
@@ -1202,7 +1185,7 @@ class PolicyModel:
         """``n`` sampled action strings per state with ``log pi`` (temperature 1, exact; see
         the module docstring): ``[[(text, logprob), ...n], ...B]``. ``temperature`` <= 0 means
         greedy (n identical strings). ``grammar``: hold the sampler to well-formed AutoUI
-        strings where the tokenizer can express it (:attr:`grammar`,
+        strings where the tokenizer can express it (``grammar`` attribute,
         :mod:`digiq.models.autoui_grammar`); the returned ``log pi`` is the unconstrained
         policy's either way."""
         if n < 1:
