@@ -27,10 +27,10 @@ final evaluations run together (:attr:`Step.group`): each is its own subprocess 
 phones, and one rollout process keeps only about 1.3 of 2 cores busy.
 
 Everything is recorded in ``OUT/quickstart.json`` (each step's command, status, wall time and
-peak memory of its process tree; a group's wall time under ``groups``); a step marked done is skipped when the command runs again,
-and an interrupted step resumes through its own command's resume (``--resume`` for collection
-and evaluation, checkpoints for training), so re-running the same ``digiq quickstart`` after
-Ctrl-C or a crash continues where it stopped.
+peak memory of its process tree; a group's wall time under ``groups``); a step marked done is
+skipped when the command runs again, and an interrupted step resumes through its own
+command's resume (``--resume`` for collection and evaluation, checkpoints for training), so
+re-running the same ``digiq quickstart`` after Ctrl-C or a crash continues where it stopped.
 
 Scales (:data:`SCALES`): ``tiny`` (a few episodes per step: the CI test), ``small`` (the
 default, ``make demo``: 2 CPU cores, tiny models, <= 20 minutes) and ``full`` (the paper's
@@ -595,6 +595,8 @@ def _run_command(
         if children is not None:
             with children.lock:
                 children.procs.add(proc)
+            if children.interrupted.is_set():  # Ctrl-C came while this one was starting
+                _interrupt(proc)
         try:
             with _TreeMemory(proc.pid) as memory:
                 try:
@@ -765,10 +767,6 @@ def _run_step(
     """Run one step's commands in order and record it. ``lock`` guards ``record`` when steps
     of a group run in threads; ``children`` lets the main thread stop them."""
     lock = lock or threading.Lock()
-
-    def save() -> None:
-        _write_record(out, record)
-
     previous = record["steps"].get(step.name) or {}
     if previous.get("status") == "done":
         echo(f"{step.name}: done earlier, skipped")
@@ -786,11 +784,13 @@ def _run_step(
     }
     with lock:
         record["steps"][step.name] = entry
-        save()
+        _write_record(out, record)
     echo(f"{step.name}: {step.description} (log: {log_path})")
     tick = time.perf_counter()
     try:
         for index, command in enumerate(step.commands):
+            if children is not None and children.interrupted.is_set():
+                raise KeyboardInterrupt  # another step of the group was stopped: start nothing
             command = list(command)
             if index == 0 and step.resume_flag and step.resume_dir:
                 if Path(step.resume_dir).exists():
@@ -805,7 +805,7 @@ def _run_step(
             if code != 0:
                 with lock:
                     entry.update(status="failed", exit_code=code, wall_s=time.perf_counter() - tick)
-                    save()
+                    _write_record(out, record)
                 raise QuickstartError(
                     f"step {step.name!r} failed (exit code {code}); see {log_path}. Run the same "
                     "command again to retry it (finished steps are kept)."
@@ -813,13 +813,13 @@ def _run_step(
     except KeyboardInterrupt:
         with lock:
             entry.update(status="interrupted", wall_s=time.perf_counter() - tick)
-            save()
+            _write_record(out, record)
         raise
     with lock:
         entry.update(
             status="done", finished=time.time(), wall_s=round(time.perf_counter() - tick, 2)
         )
-        save()
+        _write_record(out, record)
     echo(f"{step.name}: done in {entry['wall_s']:.1f} s (peak {entry['peak_rss_mb']:.0f} MiB)")
 
 

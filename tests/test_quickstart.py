@@ -216,8 +216,10 @@ from pathlib import Path
 from digiq.quickstart import Step, _run_group
 out = Path(sys.argv[1])
 code = "import time, pathlib, sys; pathlib.Path(sys.argv[1]).touch(); time.sleep(120)"
+touch = "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()"
 batch = [Step(n, [[sys.executable, "-c", code, str(out / (n + ".started"))]], group="g")
          for n in ("a", "b")]
+batch[0].commands.append([sys.executable, "-c", touch, str(out / "a.second")])
 record = {"steps": {}}
 try:
     _run_group(out, batch, record, dict(os.environ), print)
@@ -240,6 +242,7 @@ def test_ctrl_c_stops_every_step_of_a_group_and_marks_them_interrupted(tmp_path:
             proc.kill()
     steps = json.loads((tmp_path / RECORD_FILE).read_text())["steps"]
     assert {steps[n]["status"] for n in ("a", "b")} == {"interrupted"}
+    assert not (tmp_path / "a.second").exists()  # a stopped step starts no further command
 
 
 def test_a_run_with_other_settings_is_refused(tmp_path: Path) -> None:
