@@ -545,6 +545,9 @@ class _TreeMemory:
             self._stop.wait(self.interval)
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 class _Children:
     """The step subprocesses running now, so that Ctrl-C in the main thread can stop the ones
     that worker threads of a step group started (only the main thread sees the signal)."""
@@ -720,27 +723,47 @@ def _run_group(
     children = _Children()
     errors: list[BaseException] = []
     group = batch[0].group or "group"
+    finished = [threading.Event() for _ in batch]
 
-    def work(step: Step) -> None:
+    def work(step: Step, done: threading.Event) -> None:
+        # The mask is inherited from the starting thread (below) and would be by the step's
+        # subprocesses, which must see Ctrl-C.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         try:
             _run_step(out, step, record, env, echo, lock=lock, children=children)
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
+        finally:
+            done.set()
+
+    def wait_all() -> None:
+        # Not Thread.join: on Python 3.11 a join interrupted by Ctrl-C marks a thread that is
+        # still running as stopped, so a second join returns at once and the run would exit
+        # before the step has recorded itself as interrupted. The short waits let the main
+        # thread run the Ctrl-C handler when the kernel gave the signal to a worker thread.
+        for done in finished:
+            while not done.wait(0.5):
+                pass
 
     echo(f"{group}: {', '.join(s.name for s in batch)} at the same time")
     tick = time.perf_counter()
     threads = [
-        threading.Thread(target=work, args=(step,), name=f"step-{step.name}") for step in batch
+        threading.Thread(target=work, args=(step, done), name=f"step-{step.name}")
+        for step, done in zip(batch, finished, strict=True)
     ]
-    for thread in threads:
-        thread.start()
+    # Ctrl-C is held back while the threads start (it is delivered right after), so that every
+    # step whose completion is waited for below has really started.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         for thread in threads:
-            thread.join()
+            thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    try:
+        wait_all()
     except BaseException:
         children.stop_all()
-        for thread in threads:
-            thread.join()
+        wait_all()
         raise
     with lock:
         entries = [record["steps"].get(step.name) or {} for step in batch]
