@@ -1027,26 +1027,34 @@ def evaluate(
                 bar.set_description(f"eval (resumed, {skipped} done)")
         run.progress_bar = bar
         run.started = time.perf_counter()
-        threads = [
+        # Each worker sets its event when it ends. Waiting on events rather than Thread.join:
+        # on Python 3.11 a join interrupted by Ctrl-C marks a running thread as stopped, and
+        # the joins after the interrupt would return before the workers had let go.
+        finished = [threading.Event() for _ in range(n_workers)]
+
+        def work(agent: Agent | None, done: threading.Event) -> None:
+            try:
+                run.worker(jobs, agent)
+            finally:
+                done.set()
+
+        for i, done in enumerate(finished):
             threading.Thread(
-                target=run.worker,
-                args=(jobs, first_agent if i == 0 else None),
+                target=work,
+                args=(first_agent if i == 0 else None, done),
                 name=f"eval-worker-{i}",
                 daemon=True,
-            )
-            for i in range(n_workers)
-        ]
-        for thread in threads:
-            thread.start()
+            ).start()
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(0.2)
+            for done in finished:
+                while not done.wait(0.2):
+                    pass
         except KeyboardInterrupt:
             stop.set()
             log.warning("interrupted: abandoning the episodes in flight (rerun with resume)")
-            for thread in threads:
-                thread.join(30)
+            deadline = time.monotonic() + 30
+            for done in finished:
+                done.wait(max(0.0, deadline - time.monotonic()))
             raise
         finally:
             if bar is not None:
