@@ -71,7 +71,13 @@ from digiq.models.presets import get_preset
 from digiq.models.text_encoder import TextEncoder
 from digiq.models.vlm import VLM
 from digiq.repr import PROMPT_VERSION, action_image, action_prompt, work_size
-from digiq.ui_grounding import GROUNDING_VERSION, describe_action, describe_screen
+from digiq.ui_grounding import (
+    GOAL_MATCH_DIM,
+    GROUNDING_VERSION,
+    describe_action,
+    describe_screen,
+    goal_match,
+)
 from trajectories import CandidateTable, FeatureStore, ReplayBuffer
 from trajectories.images import image_size as encoded_image_size
 
@@ -261,6 +267,7 @@ def run_features(
     action_layout = {"action": [0, text_dim]}
     if ui_tree:
         action_layout["grounded"] = [text_dim, 2 * text_dim]
+        action_layout["goal_match"] = [2 * text_dim, 2 * text_dim + GOAL_MATCH_DIM]
     action_dim = max(stop for _, stop in action_layout.values())
     grounding = f"|{GROUNDING_VERSION}" if ui_tree else ""
     common = {"chunk_size": config.chunk_size}
@@ -412,6 +419,16 @@ def run_features(
                     out[keep, :, slice(*action_layout["grounded"])] = text_encoder.encode(
                         grounded
                     ).reshape(shape)
+                    out[keep, :, slice(*action_layout["goal_match"])] = np.array(
+                        [
+                            goal_match(parse_autoui(text), tree, frames.size(int(row)), t.task)
+                            for row, tree, t, texts in zip(
+                                rows, trees, transitions, cand_texts, strict=True
+                            )
+                            for text in texts
+                        ],
+                        np.float32,
+                    ).reshape(len(ids), num_candidates, GOAL_MATCH_DIM)
             stores[ACTION_TEXT_STORE].write_chunk(chunk, out)
             written[ACTION_TEXT_STORE] += 1
 

@@ -14,7 +14,14 @@ encoder as the goal, what a pretrained VLM would have read off the screenshot:
 * :func:`describe_action`: the action grounded on that screen: the element under a tap's touch
   point ("tap EditText 'Search ebay' (gh-ac)"), the focused field a TYPE writes into
   ("type 'razer kraken' into EditText 'Search ebay' (gh-ac)") and that Enter submits, a swipe's
-  direction, Back or Home.
+  direction, Back or Home;
+* :func:`goal_match`: five numbers that say how the action's words, and those of the focused
+  field, meet the instruction's (the typed text is a phrase of the goal; the share of typed
+  words, of the tapped element's label words and of the focused field's words that the goal
+  contains). A sentence embedding of the goal beside one
+  of the action cannot tell "oxo containers" from "o containers" (measured: a third of the
+  Best-of-N TYPE targets typed text that is not the goal's, README "Quickstart"); a VLM that
+  reads goal and screen together can.
 
 The policy never sees these (it stays an AutoUI-style screenshot + text model); only the critic,
 which runs offline on recorded data, does. Enabled by the ``critic.ui_tree_text`` preset field
@@ -23,16 +30,30 @@ which runs offline on recorded data, does. Enabled by the ``critic.ui_tree_text`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from android.actions import Action, ActionType
 from android.observation import UIElement
 
-__all__ = ["GROUNDING_VERSION", "element_name", "element_at", "describe_action", "describe_screen"]
+__all__ = [
+    "GOAL_MATCH_DIM",
+    "GROUNDING_VERSION",
+    "describe_action",
+    "describe_screen",
+    "element_at",
+    "element_name",
+    "goal_match",
+]
 
 # Bump when a description changes: it is part of the feature stores' model name, so stores
 # computed with other descriptions are refused instead of silently mixed.
-GROUNDING_VERSION = "ui-tree-v2"
+GROUNDING_VERSION = "ui-tree-v3"  # v3: goal_match
+
+# Length of :func:`goal_match`'s vector.
+GOAL_MATCH_DIM = 5
+
+_WORD = re.compile(r"[a-z0-9]+(?:[.\-'][a-z0-9]+)*")
 
 _MAX_LABEL = 60
 
@@ -96,3 +117,52 @@ def describe_screen(elements: Sequence[UIElement], max_chars: int = 1000) -> str
     if not names:
         return "no UI tree" if not elements else "no labelled elements"
     return " | ".join(names)[:max_chars]
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _text_match(text: str, goal_words: list[str]) -> tuple[float, float]:
+    """(the words of ``text``, in order, are a whole-word phrase of the goal; the share of
+    them that are goal words); (0, 0) for text without words."""
+    words = _words(text)
+    if not words:
+        return 0.0, 0.0
+    n = len(words)
+    phrase = any(goal_words[i : i + n] == words for i in range(len(goal_words) - n + 1))
+    vocabulary = set(goal_words)
+    return float(phrase), sum(w in vocabulary for w in words) / n
+
+
+def goal_match(
+    action: Action, elements: Sequence[UIElement], screen_size: tuple[int, int], goal: str
+) -> list[float]:
+    """:data:`GOAL_MATCH_DIM` numbers in [0, 1] that say how the action's words, and those of
+    the field it acts on, meet the goal's words (0 where they do not apply):
+
+    0. a TYPE whose words, in order, are a whole-word phrase of the goal ("oxo containers" for
+       "... search for 'oxo containers'"; not "o containers" nor "logitech c9");
+    1. the share of a TYPE's words that are words of the goal;
+    2. the share of the words of the element under a tap that are goal words (a result that
+       names the query, a link to the site the goal names);
+    3. the focused field's text is a phrase of the goal (what Enter would submit: "ebay.com"
+       in the address bar, or a garbled "ebay.cm");
+    4. the share of the focused field's words that are goal words.
+    """
+    goal_words = _words(goal)
+    out = [0.0] * GOAL_MATCH_DIM
+    focused = next((e for e in elements if e.focused), None)
+    if focused is not None:
+        out[3], out[4] = _text_match(focused.text, goal_words)
+    kind = action.action_type
+    if kind is ActionType.TYPE:
+        out[0], out[1] = _text_match(action.typed_text, goal_words)
+    elif kind is ActionType.DUAL_POINT and action.is_tap:
+        assert action.touch_yx is not None
+        width, height = screen_size
+        y, x = action.touch_yx
+        hit = element_at(elements, x * width, y * height)
+        if hit is not None:
+            out[2] = _text_match(hit.label, goal_words)[1]
+    return out

@@ -21,7 +21,7 @@ from digiq.features import (
 from digiq.models import TextEncoder, TinyVLMConfig
 from digiq.models.vlm import VLM
 from digiq.repr import action_image, action_prompt, work_size
-from digiq.ui_grounding import describe_action, describe_screen
+from digiq.ui_grounding import GOAL_MATCH_DIM, describe_action, describe_screen, goal_match
 from trajectories import (
     CandidateWriter,
     DatasetWriter,
@@ -265,7 +265,8 @@ def test_ui_tree_inputs_describe_the_screen_and_where_each_candidate_lands(
     root = tmp_path / "ui"
     with DatasetWriter(root, episodes_per_shard=2) as writer:
         for n in range(2):
-            episode = EpisodeRecord.new(f"task {n}", episode_id=f"{n + 1:032x}", length=STEPS)
+            goal = f"task {n}: search for 'razer kraken'"
+            episode = EpisodeRecord.new(goal, episode_id=f"{n + 1:032x}", length=STEPS)
             steps = [
                 StepRecord(
                     episode.episode_id, t, frame(n, t), tree(t), action=ACTIONS[t], done=t == 2
@@ -283,19 +284,27 @@ def test_ui_tree_inputs_describe_the_screen_and_where_each_candidate_lands(
     img = vlm.image_feature_dim
     layout = state_layout(stores.state)
     assert layout["screen_text"] == slice(2 * 384 + 2 * img, 3 * 384 + 2 * img)
-    assert stores.action_text.meta.extra["layout"] == {"action": [0, 384], "grounded": [384, 768]}
+    assert stores.action_text.meta.extra["layout"] == {
+        "action": [0, 384],
+        "grounded": [384, 768],
+        "goal_match": [768, 768 + GOAL_MATCH_DIM],
+    }
     assert result["action_layout"] == stores.action_text.meta.extra["layout"]
     assert "ui-tree" in stores.state.meta.model and "ui-tree" in stores.action_text.meta.model
 
     buffer = ReplayBuffer.open(root)
     described = set()
+    goal_matches: set[tuple[float, ...]] = set()
     for t in buffer.iter_transitions():
         texts = [t.action_text, *CANDIDATES]
         grounded = [describe_action(parse_autoui(x), tree(t.step), (W, H)) for x in texts]
         described.update(grounded)
         got = stores.action_text.get([t.transition_id], None)[0]
         np.testing.assert_allclose(got[:, :384], minilm.encode(texts), atol=2e-3)
-        np.testing.assert_allclose(got[:, 384:], minilm.encode(grounded), atol=2e-3)
+        np.testing.assert_allclose(got[:, 384:768], minilm.encode(grounded), atol=2e-3)
+        matched = [goal_match(parse_autoui(x), tree(t.step), (W, H), t.task) for x in texts]
+        np.testing.assert_array_equal(got[:, 768:], np.array(matched, np.float32))
+        goal_matches.update(tuple(m) for m in matched)
         state = stores.state.get([t.transition_id], 0)[0]
         np.testing.assert_allclose(
             state[layout["screen_text"]],
@@ -306,6 +315,9 @@ def test_ui_tree_inputs_describe_the_screen_and_where_each_candidate_lands(
     assert "tap EditText 'search 0' (search)" in described
     assert "type 'razer kraken' into EditText 'search 1' (search)" in described
     assert "tap FrameLayout" in described  # candidate tap at (0.8, 0.1): only the page is there
+    # The dataset's TYPE is the goal's phrase; the tap on "search 0" shares one of its two words
+    # with the goal, and so does the focused field, which is that search field.
+    assert {(1.0, 1.0, 0.0, 0.0, 0.5), (0.0, 0.0, 0.5, 0.0, 0.5)} <= goal_matches
 
     # Stores computed without the UI-tree inputs are refused, not mixed in.
     with pytest.raises(ValueError, match="different model|model"):

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from android.actions import Action, parse_autoui
 from android.observation import UIElement
-from digiq.ui_grounding import describe_action, describe_screen, element_at, element_name
+from digiq.ui_grounding import (
+    GOAL_MATCH_DIM,
+    describe_action,
+    describe_screen,
+    element_at,
+    element_name,
+    goal_match,
+)
 
 SCREEN = (1080, 2280)
 PAGE = UIElement(class_name="android.widget.FrameLayout", bounds=(0, 0, 1080, 2280))
@@ -75,3 +84,36 @@ def test_the_screen_reads_as_its_labelled_elements_in_order() -> None:
     assert describe_screen(TREE, max_chars=20) == text[:20]
     assert describe_screen([]) == "no UI tree"
     assert describe_screen([PAGE]) == "no labelled elements"
+
+
+GOAL = "Go to ebay.com, search for 'razer kraken x', and select the first entry"
+FIELD_OK = [1.0, 1.0]  # TREE's focused field, the address bar, holds 'ebay.com'
+
+
+def test_goal_match_tells_the_goal_s_text_from_a_garbled_copy() -> None:
+    def typed(text: str) -> list[float]:
+        return goal_match(Action.type(text), TREE, SCREEN, GOAL)
+
+    assert typed("razer kraken x") == [1.0, 1.0, 0.0, *FIELD_OK]
+    assert typed("Razer  Kraken") == [1.0, 1.0, 0.0, *FIELD_OK]  # case and spacing ignored
+    assert typed("ebay.com") == [1.0, 1.0, 0.0, *FIELD_OK]  # the site is a phrase of the goal
+    # Words cut, glued or out of order are not a phrase of the goal.
+    assert typed("azer kraken") == [0.0, 0.5, 0.0, *FIELD_OK]
+    assert typed("kraken razer") == [0.0, 1.0, 0.0, *FIELD_OK]
+    assert typed("razer kraken'razer") == [0.0, 0.5, 0.0, *FIELD_OK]
+    assert typed("...") == [0.0, 0.0, 0.0, *FIELD_OK]
+    assert len(typed("x")) == GOAL_MATCH_DIM
+
+
+def test_goal_match_reads_the_element_under_a_tap_and_the_focused_field() -> None:
+    on_card = goal_match(Action.tap(470 / 2280, 300 / 1080), TREE, SCREEN, GOAL)
+    assert on_card == [0.0, 0.0, 0.6, *FIELD_OK]  # razer, kraken, x of 5 words
+    on_bar = goal_match(Action.tap(150 / 2280, 500 / 1080), TREE, SCREEN, GOAL)
+    assert on_bar == [0.0, 0.0, 1.0, *FIELD_OK]
+    assert goal_match(Action.tap(1500 / 2280, 500 / 1080), TREE, SCREEN, GOAL)[:3] == [0.0] * 3
+    # What Enter would submit: the focused field's text against the goal.
+    garbled = dataclasses.replace(URL_BAR, text="ebay.cm razer")
+    assert goal_match(Action.enter(), TREE, SCREEN, GOAL) == [0.0, 0.0, 0.0, *FIELD_OK]
+    assert goal_match(Action.enter(), [PAGE, garbled], SCREEN, GOAL) == [0.0, 0.0, 0.0, 0.0, 0.5]
+    assert goal_match(Action.enter(), [PAGE, CARD], SCREEN, GOAL) == [0.0] * 5  # nothing focused
+    assert goal_match(parse_autoui("tap the red thing"), [CARD], SCREEN, GOAL) == [0.0] * 5
