@@ -427,14 +427,25 @@ def critic_stage(
     work = run_dir / "work" / "critic"
     device = config.get("device") or "cpu"
     latest = latest_checkpoint(work)
+    sources = _feature_sources(data)
+    sources_file = work / "features.json"
     if latest is not None:
         trainer = CriticTrainer.resume(latest, train, val, run_dir=work, device=device)
         if trainer.config.to_dict() != cfg.to_dict():
             raise PipelineError(
                 f"critic stage: {work} holds a critic of another configuration; use another --out"
             )
+        # Same dimensions are not the same features: stores recomputed since (other inputs,
+        # another repr checkpoint) would otherwise resume, or return as done, the old critic.
+        if sources_file.exists() and json.loads(sources_file.read_text()) != sources:
+            raise PipelineError(
+                f"critic stage: {work} holds a critic trained on other feature stores than "
+                f"those in {data_dir} now (see {sources_file}); delete {work} to train it again"
+            )
     else:
         trainer = CriticTrainer(cfg, train, val, run_dir=work, device=device)
+        work.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(sources_file, json.dumps(sources, indent=1).encode())
     try:
         final = trainer.train()
     finally:
@@ -448,6 +459,17 @@ def critic_stage(
         "notes": trainer.notes + data.notes,
         **{k: v for k, v in final.items() if isinstance(v, int | float)},
     }
+
+
+def _feature_sources(data: Any) -> dict[str, Any]:
+    """What identifies the feature stores a critic reads: name, model and creation time."""
+    out = {}
+    for key in ("state", "action_text", "vlm"):
+        store = getattr(getattr(data, key), "store", None)  # a FeatureStore behind an adapter
+        meta = getattr(store, "meta", None)
+        if meta is not None:
+            out[key] = {"name": meta.name, "model": meta.model, "created": meta.created}
+    return out
 
 
 def _policy_train_config(

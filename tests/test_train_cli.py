@@ -10,6 +10,7 @@ check wiring, files, resumption and numerics, not learning (tests/test_policy.py
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from digiq.candidates import INVALID_FILE, CandidatesConfig, run_candidates
 from digiq.models.policy import POLICY_JSON, PolicyModel
 from digiq.pipeline import (
     _overrides,
+    feature_prefix,
     load_config,
     merge_config,
     read_stages,
@@ -33,9 +35,11 @@ from digiq.pipeline import (
 from digiq.policy_agent import PolicyAgent, register
 from digiq.policy_train import PolicyTrainConfig, run_policy_train
 from digiq.train_cli import train_group
+from digiq.ui_grounding import GOAL_MATCH_DIM
 from eval.agents.base import load_agent
 from eval.tasks import load_task_set
 from trajectories import CandidateTable, DatasetWriter, EpisodeRecord, ReplayBuffer, StepRecord
+from trajectories.features import FeatureStore
 from trajectories.images import encode_png
 
 W, H = 108, 228  # a tenth of the DigiRL screen
@@ -391,7 +395,7 @@ def test_all_stages_then_the_extracted_policy_loads(
     assert features["stores"]["vlm"]["shape"][1] == 4
     # The tiny preset gives the critic the UI-tree inputs: screen text and grounded actions.
     assert "screen_text" in features["layout"]
-    assert features["stores"]["action_text"]["shape"][2] == 2 * 384
+    assert features["stores"]["action_text"]["shape"][2] == 2 * 384 + GOAL_MATCH_DIM
     assert stages["critic"]["metrics"]["steps"] == 20
     policy = stages["policy"]["metrics"]
     assert policy["loss"] == "bestofn" and policy["clamp"] is True
@@ -416,6 +420,16 @@ def test_all_stages_then_the_extracted_policy_loads(
         ],
     )
     assert again.exit_code == 0 and again.output.count("already done") == 5
+    # Feature stores recomputed since, with the same dimensions: the finished critic is not
+    # returned as done (--force) nor resumed on them.
+    for store in ("vlm", "state", "action_text"):
+        shutil.rmtree(FeatureStore.path(dataset, feature_prefix(run) + store))
+    args = ["--data", str(dataset), "--out", str(run), "--behaviour-policy", str(bc_run),
+            "--num-candidates", "4", "--config", str(config), "--no-progress", "--force"]  # fmt: skip
+    recomputed = CliRunner().invoke(train_group, ["features", *args])
+    assert recomputed.exit_code == 0, recomputed.output
+    stale = CliRunner().invoke(train_group, ["critic", *args])
+    assert stale.exit_code != 0 and "other feature stores" in stale.output, stale.output
     # --target td-expected: a critic whose V averages the candidates, on the same features.
     expected = tmp_path / "dq-expected"
     result = CliRunner().invoke(
