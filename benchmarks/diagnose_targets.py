@@ -22,6 +22,14 @@ Match rule: TYPE needs the same text (case-insensitive); other actions use the A
 (``android.actions.actions_match``) with the clickable elements' boxes of the recorded screen.
 Episodes of tasks outside the Web Shopping lists are left out.
 
+``--policies``: where does each trained policy put its probability? For every state with an
+expert action, p(expert action) = exp(log pi of the expert's AutoUI string) under each policy,
+averaged separately over the states where Best-of-N (the TD critic at ``--threshold``) gave a
+target and those where it gave none, overall and by expert intent. The Best-of-N policy is
+trained on the first kind only; what it does on the second is drift (or generalisation) from
+them, while Filtered BC trains on every step of the successful episodes. With ``--quickstart``
+the four policies of the run are scored.
+
 ``--data-size 0.33,0.67,1``: does the critic rank better with more data? A quarter of the
 episodes (by a hash of the episode id) is held out; TD critics (tiny preset, seeds 0 and 1) are
 trained on the given fractions of the rest, on the run's features, and ``critic_pairwise`` is
@@ -29,6 +37,7 @@ measured on the held-out states only. (The VLM features come from the run's repr
 saw every episode: a small leak in the held-out figure's favour.)
 
 Usage: .venv/bin/python benchmarks/diagnose_targets.py --quickstart runs/demo [--data-size F,F]
+           [--threshold A] [--policies]
        .venv/bin/python benchmarks/diagnose_targets.py --data D --run R [--features-run F]
 Prints one JSON object.
 """
@@ -113,7 +122,97 @@ def _summary(action: Action, task: str) -> str:
     return action.action_type.name
 
 
-def diagnose(data: Path, run: Path, features_run: Path) -> dict[str, Any]:
+def _targeted(data: Path, run: Path, features_run: Path, threshold: float | None) -> set[int]:
+    """Transition ids where the Best-of-N targets of ``run``'s critic have a non-zero weight."""
+    from digiq.bestofn import build_policy_targets
+    from digiq.checkpoint import latest_checkpoint
+    from digiq.critic import CriticData, load_critic, score_data
+    from digiq.pipeline import feature_prefix, read_stages
+
+    buffer = ReplayBuffer.open(data)
+    candidates = read_stages(features_run)["stages"]["candidates"]["metrics"]["name"]
+    table = CandidateTable.open(data, candidates)
+    critic = load_critic(latest_checkpoint(run / "work" / "critic"))
+    critic_data = CriticData.from_buffer(
+        buffer, prefix=feature_prefix(features_run), candidates=table
+    )
+    scores = score_data(critic, critic_data)
+    targets = build_policy_targets(buffer, table, scores, "bestofn", threshold, on_missing="skip")
+    return {t.transition_id for t in targets if t.weight > 0}
+
+
+def _mean(values: np.ndarray, mask: np.ndarray) -> float | None:
+    return round(float(values[mask].mean()), 3) if mask.any() else None
+
+
+def policy_expert_probability(
+    data: Path, policies: dict[str, Path], targeted: set[int], batch_size: int = 64
+) -> dict[str, Any]:
+    """Mean p(expert action) under each policy, on targeted and untargeted states."""
+    import torch
+
+    from digiq.models.policy import PolicyModel
+
+    buffer = ReplayBuffer.open(data)
+    expert = expert_actions(buffer)
+    tid_of = {(t.episode_id, t.step): t.transition_id for t in buffer.iter_transitions()}
+    states = []  # (targeted, intent, screenshot, previous actions, goal, expert action)
+    for episode, steps in buffer.iter_episodes():
+        previous: list[Action] = []
+        for step in steps:
+            if not step.action_text:
+                break
+            key = (episode.episode_id, step.step)
+            if key in expert:
+                intended = expert[key][0]
+                states.append(
+                    (
+                        tid_of[key] in targeted,
+                        _summary(intended, episode.task),
+                        step.screenshot,
+                        list(previous),
+                        episode.task,
+                        intended,
+                    )
+                )
+            previous.append(parse_autoui(step.action_text))
+    hit = np.array([s[0] for s in states], bool)
+    intents = np.array([s[1] for s in states])
+    out: dict[str, Any] = {}
+    for name, path in policies.items():
+        model = PolicyModel.load(path).eval()
+        logps: list[float] = []
+        for lo in range(0, len(states), batch_size):
+            chunk = states[lo : lo + batch_size]
+            images = [Image.open(io.BytesIO(s[2])).convert("RGB") for s in chunk]
+            texts = [model.input_text(s[3], s[4]) for s in chunk]
+            batch = model.prepare(model.pixels(images), texts)
+            with torch.no_grad():
+                logp = model.sequence_logprobs(batch, [model.target_text(s[5]) for s in chunk])
+            logps += logp.tolist()
+        prob = np.exp(np.array(logps))
+        by_intent = {}
+        for intent, _ in collections.Counter(intents.tolist()).most_common(8):
+            m = intents == intent
+            by_intent[intent] = {
+                "targeted": _mean(prob, m & hit),
+                "n_targeted": int((m & hit).sum()),
+                "untargeted": _mean(prob, m & ~hit),
+                "n_untargeted": int((m & ~hit).sum()),
+            }
+        out[name] = {
+            "policy": str(path),
+            "all": _mean(prob, np.ones_like(hit)),
+            "targeted": _mean(prob, hit),
+            "untargeted": _mean(prob, ~hit),
+            "by_expert_intent": by_intent,
+        }
+    return {"states": len(states), "targeted_states": int(hit.sum()), "policies": out}
+
+
+def diagnose(
+    data: Path, run: Path, features_run: Path, threshold: float | None = None
+) -> dict[str, Any]:
     from digiq.bestofn import build_policy_targets
     from digiq.checkpoint import latest_checkpoint
     from digiq.critic import CriticData, load_critic, score_data
@@ -142,7 +241,7 @@ def diagnose(data: Path, run: Path, features_run: Path) -> dict[str, Any]:
     coverage = [any(ok) for ok, _ in labels.values()]
     pairs = _pairwise(q, labels)
 
-    targets = build_policy_targets(buffer, table, scores, "bestofn", None, on_missing="skip")
+    targets = build_policy_targets(buffer, table, scores, "bestofn", threshold, on_missing="skip")
     by_intent = _by_intent(scores, labels, key_of, expert, targets)
     chosen, by_type, confusions = [], collections.Counter(), collections.Counter()
     for target in targets:
@@ -323,7 +422,19 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="a Digi-Q run folder (its critic)")
     parser.add_argument("--features-run", type=Path, help="run holding the candidates/features")
     parser.add_argument("--data-size", help="comma-separated training fractions (see above)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="Best-of-N advantage threshold (default: the published one of the task set)",
+    )
+    parser.add_argument(
+        "--policies",
+        action="store_true",
+        help="score the trained policies' p(expert action) (see above; needs --quickstart)",
+    )
     args = parser.parse_args()
+    if args.policies and not args.quickstart:
+        parser.error("--policies needs --quickstart OUT")
     if args.quickstart:
         out = args.quickstart
         jobs = [
@@ -334,8 +445,24 @@ def main() -> None:
         jobs = [(args.data, args.run, args.features_run or args.run)]
     else:
         parser.error("give --quickstart OUT, or --data and --run")
-    results = [diagnose(*job) for job in jobs if (job[1] / "work" / "critic").exists()]
-    report: dict[str, Any] = {"machine": machine(), "results": results}
+    results = [
+        diagnose(*job, threshold=args.threshold)
+        for job in jobs
+        if (job[1] / "work" / "critic").exists()
+    ]
+    report: dict[str, Any] = {"machine": machine(), "threshold": args.threshold, "results": results}
+    if args.policies:
+        out = args.quickstart
+        policies = {
+            "behaviour": out / "runs/behaviour/bc",
+            "filtered-bc": out / "runs/filtered-bc/bc",
+            "digiq-mc": out / "runs/digiq-mc/policy",
+            "digiq": out / "runs/digiq/policy",
+        }
+        targeted = _targeted(*jobs[0], args.threshold)
+        report["policy_expert_probability"] = policy_expert_probability(
+            jobs[0][0], {k: v for k, v in policies.items() if v.exists()}, targeted
+        )
     if args.data_size:
         fractions = [float(f) for f in args.data_size.split(",")]
         report["data_size"] = data_size(jobs[0][0], jobs[0][2], fractions)
