@@ -28,7 +28,7 @@ averaged separately over the states where Best-of-N (the TD critic at ``--thresh
 target and those where it gave none, overall and by expert intent. The Best-of-N policy is
 trained on the first kind only; what it does on the second is drift (or generalisation) from
 them, while Filtered BC trains on every step of the successful episodes. With ``--quickstart``
-the four policies of the run are scored.
+the four policies of the run are scored, plus any ``--policy NAME=DIR``.
 
 ``--data-size 0.33,0.67,1``: does the critic rank better with more data? A quarter of the
 episodes (by a hash of the episode id) is held out; TD critics (tiny preset, seeds 0 and 1) are
@@ -37,7 +37,7 @@ measured on the held-out states only. (The VLM features come from the run's repr
 saw every episode: a small leak in the held-out figure's favour.)
 
 Usage: .venv/bin/python benchmarks/diagnose_targets.py --quickstart runs/demo [--data-size F,F]
-           [--threshold A] [--policies]
+           [--threshold A] [--policies [--policy NAME=DIR ...]]
        .venv/bin/python benchmarks/diagnose_targets.py --data D --run R [--features-run F]
 Prints one JSON object.
 """
@@ -432,9 +432,19 @@ def main() -> None:
         action="store_true",
         help="score the trained policies' p(expert action) (see above; needs --quickstart)",
     )
+    parser.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="with --policies: score this policy folder too (repeatable)",
+    )
     args = parser.parse_args()
     if args.policies and not args.quickstart:
         parser.error("--policies needs --quickstart OUT")
+    extra = dict(item.split("=", 1) for item in args.policy if "=" in item)
+    if len(extra) != len(args.policy):
+        parser.error("--policy takes NAME=DIR")
     if args.quickstart:
         out = args.quickstart
         jobs = [
@@ -458,6 +468,7 @@ def main() -> None:
             "filtered-bc": out / "runs/filtered-bc/bc",
             "digiq-mc": out / "runs/digiq-mc/policy",
             "digiq": out / "runs/digiq/policy",
+            **{name: Path(path) for name, path in extra.items()},
         }
         targeted = _targeted(*jobs[0], args.threshold)
         report["policy_expert_probability"] = policy_expert_probability(

@@ -113,6 +113,12 @@ class Scale:
     # it trained. Required, so no scale can fall back to the stages' different defaults
     # (which is what happened before: Filtered BC had 80 steps at lr 1e-3 and Best-of-N 24 at
     # 1e-4, so Best-of-N barely moved the behaviour policy; README).
+    # ``small`` uses 3e-4 (published: 1e-4, under which Best-of-N barely moved the tiny
+    # policy). At 1e-3 the Best-of-N policy drifted where no target told it anything: on qs15's
+    # data its probability of tapping a shop's search box, where the critic gave 7 targets,
+    # fell from the behaviour policy's 0.42 to 0.00 (0.24 at 3e-4), and it solved no site
+    # search (benchmarks/diagnose_targets.py --policies; README "Best-of-N drifts where it has
+    # no targets").
     extraction_steps: int
     extraction_lr: float
     preset: str = "tiny"
@@ -177,7 +183,7 @@ SCALES: dict[str, Scale] = {
         eval_seeds=2,
         devices=2,
         extraction_steps=80,
-        extraction_lr=1e-3,
+        extraction_lr=3e-4,
         candidate_temperature=1.0,
         notes="2 CPU cores, tiny models, about 20 minutes",
     ),
