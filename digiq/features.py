@@ -411,23 +411,20 @@ def run_features(
                     shape
                 )
                 if ui_tree:
-                    grounded = [
-                        describe_action(parse_autoui(text), tree, frames.size(int(row)))
-                        for row, tree, texts in zip(rows, trees, cand_texts, strict=True)
+                    # (action, its screen's tree, screen size, goal) per candidate, parsed once
+                    grounding = [
+                        (parse_autoui(text), tree, frames.size(int(row)), t.task)
+                        for row, tree, t, texts in zip(
+                            rows, trees, transitions, cand_texts, strict=True
+                        )
                         for text in texts
                     ]
+                    grounded = [describe_action(a, tree, size) for a, tree, size, _ in grounding]
                     out[keep, :, slice(*action_layout["grounded"])] = text_encoder.encode(
                         grounded
                     ).reshape(shape)
                     out[keep, :, slice(*action_layout["goal_match"])] = np.array(
-                        [
-                            goal_match(parse_autoui(text), tree, frames.size(int(row)), t.task)
-                            for row, tree, t, texts in zip(
-                                rows, trees, transitions, cand_texts, strict=True
-                            )
-                            for text in texts
-                        ],
-                        np.float32,
+                        [goal_match(*g) for g in grounding], np.float32
                     ).reshape(len(ids), num_candidates, GOAL_MATCH_DIM)
             stores[ACTION_TEXT_STORE].write_chunk(chunk, out)
             written[ACTION_TEXT_STORE] += 1
