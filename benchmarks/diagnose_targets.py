@@ -122,9 +122,8 @@ def _summary(action: Action, task: str) -> str:
     return action.action_type.name
 
 
-def _targeted(data: Path, run: Path, features_run: Path, threshold: float | None) -> set[int]:
-    """Transition ids where the Best-of-N targets of ``run``'s critic have a non-zero weight."""
-    from digiq.bestofn import build_policy_targets
+def _critic_scores(data: Path, run: Path, features_run: Path) -> tuple[Any, Any, Any]:
+    """(buffer, candidate table, scores of every candidate by ``run``'s critic)."""
     from digiq.checkpoint import latest_checkpoint
     from digiq.critic import CriticData, load_critic, score_data
     from digiq.pipeline import feature_prefix, read_stages
@@ -132,11 +131,20 @@ def _targeted(data: Path, run: Path, features_run: Path, threshold: float | None
     buffer = ReplayBuffer.open(data)
     candidates = read_stages(features_run)["stages"]["candidates"]["metrics"]["name"]
     table = CandidateTable.open(data, candidates)
-    critic = load_critic(latest_checkpoint(run / "work" / "critic"))
+    ckpt = latest_checkpoint(run / "work" / "critic")
+    if ckpt is None:
+        raise SystemExit(f"no critic checkpoint under {run / 'work' / 'critic'}")
     critic_data = CriticData.from_buffer(
         buffer, prefix=feature_prefix(features_run), candidates=table
     )
-    scores = score_data(critic, critic_data)
+    return buffer, table, score_data(load_critic(ckpt), critic_data)
+
+
+def _targeted(data: Path, run: Path, features_run: Path, threshold: float | None) -> set[int]:
+    """Transition ids where the Best-of-N targets of ``run``'s critic have a non-zero weight."""
+    from digiq.bestofn import build_policy_targets
+
+    buffer, table, scores = _critic_scores(data, run, features_run)
     targets = build_policy_targets(buffer, table, scores, "bestofn", threshold, on_missing="skip")
     return {t.transition_id for t in targets if t.weight > 0}
 
@@ -214,21 +222,8 @@ def diagnose(
     data: Path, run: Path, features_run: Path, threshold: float | None = None
 ) -> dict[str, Any]:
     from digiq.bestofn import build_policy_targets
-    from digiq.checkpoint import latest_checkpoint
-    from digiq.critic import CriticData, load_critic, score_data
-    from digiq.pipeline import feature_prefix, read_stages
 
-    buffer = ReplayBuffer.open(data)
-    candidates = read_stages(features_run)["stages"]["candidates"]["metrics"]["name"]
-    table = CandidateTable.open(data, candidates)
-    ckpt = latest_checkpoint(run / "work" / "critic")
-    if ckpt is None:
-        raise SystemExit(f"no critic checkpoint under {run / 'work' / 'critic'}")
-    critic = load_critic(ckpt)
-    critic_data = CriticData.from_buffer(
-        buffer, prefix=feature_prefix(features_run), candidates=table
-    )
-    scores = score_data(critic, critic_data)
+    buffer, table, scores = _critic_scores(data, run, features_run)
     q = np.maximum(scores.q1, scores.q2)
     expert = expert_actions(buffer)
 
@@ -463,6 +458,8 @@ def main() -> None:
     report: dict[str, Any] = {"machine": machine(), "threshold": args.threshold, "results": results}
     if args.policies:
         out = args.quickstart
+        if not (out / "runs/digiq/work/critic").is_dir():
+            parser.error(f"--policies: no Digi-Q critic under {out / 'runs/digiq'}")
         policies = {
             "behaviour": out / "runs/behaviour/bc",
             "filtered-bc": out / "runs/filtered-bc/bc",
