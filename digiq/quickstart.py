@@ -116,7 +116,7 @@ class Scale:
     # ``small`` uses 3e-4 (published: 1e-4, under which Best-of-N barely moved the tiny
     # policy). At 1e-3 the Best-of-N policy drifted where no target told it anything: on qs15's
     # data its probability of tapping a shop's search box, where the critic gave 7 targets,
-    # fell from the behaviour policy's 0.42 to 0.00 (0.24 at 3e-4), and it solved no site
+    # fell from the behaviour policy's 0.42 to 0.00 (about 0.25 at 3e-4), and it solved no site
     # search (benchmarks/diagnose_targets.py --policies; README "Best-of-N drifts where it has
     # no targets").
     extraction_steps: int

@@ -18,10 +18,9 @@ encoder as the goal, what a pretrained VLM would have read off the screenshot:
 * :func:`goal_match`: five numbers that say how the action's words, and those of the focused
   field, meet the instruction's (the typed text is a phrase of the goal; the share of typed
   words, of the tapped element's label words and of the focused field's words that the goal
-  contains). A sentence embedding of the goal beside one
-  of the action cannot tell "oxo containers" from "o containers" (measured: a third of the
-  Best-of-N TYPE targets typed text that is not the goal's, README "Quickstart"); a VLM that
-  reads goal and screen together can.
+  contains). A sentence embedding of the goal beside one of the action cannot tell "oxo
+  containers" from "o containers" (measured: a fifth of the Best-of-N TYPE targets typed
+  garbled goal text, README "Quickstart"); a VLM that reads goal and screen together can.
 
 The policy never sees these (it stays an AutoUI-style screenshot + text model); only the critic,
 which runs offline on recorded data, does. Enabled by the ``critic.ui_tree_text`` preset field
