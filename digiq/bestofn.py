@@ -10,6 +10,11 @@ than the state's value::
     w    = 1[A_k* > threshold]    threshold 0.10 (General) or 0.05 (Web Shopping)
     loss = -mean_batch(w * sum_t log pi(a*_t | s)),   token probabilities clamped to [0.001, 0.99]
 
+Q and V are the critic's scores, which this project clips to the interval the data's returns
+can lie in (``CriticConfig.value_range``, on by default; see ``digiq.critic.return_bounds``):
+with 0/1 rewards a V below 0 is an error that would hand a spurious advantage to every action
+whose Q is right at 0, such as a premature STATUS_TASK_COMPLETE.
+
 The published code also has these alternatives, all here (``method``):
 
 ========== ======================== ==============================================

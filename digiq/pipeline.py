@@ -38,8 +38,11 @@ given on the command line overrides both): ``model_path``,
 ``policy_path``, ``behaviour_policy``, ``loss``, ``target``, ``threshold``,
 ``num_candidates``, ``temperature``, ``steps``, ``epochs``, ``lr``, ``batch_size``, ``lora``,
 ``ui_tree_text``, ``device``, ``seed``, ``candidates``, ``task_set``, ``progress``,
-``features_from``. ``ui_tree_text`` (true/false) overrides the preset's
+``features_from``, ``clip_values``. ``ui_tree_text`` (true/false) overrides the preset's
 ``critic.ui_tree_text``: whether the features stage gives the critic the UI-tree inputs.
+``clip_values`` (true/false, default true): the critic's scores are clipped to the interval
+the data's discounted returns can lie in (``digiq.critic.return_bounds``); false scores as the
+published code does.
 
 ``features_from`` names another run over the same dataset whose representation checkpoint,
 candidate set and feature stores this run reuses instead of computing its own: the ablations
@@ -100,6 +103,7 @@ CONFIG_KEYS = (
     "batch_size",
     "lora",
     "ui_tree_text",
+    "clip_values",
     "device",
     "seed",
     "candidates",
@@ -394,7 +398,7 @@ def critic_stage(
 ) -> dict[str, Any]:
     """Twin Q / V heads on the cached features -> ``RUN/work/critic/checkpoints``."""
     from digiq.checkpoint import latest_checkpoint
-    from digiq.critic import CriticConfig, CriticData, CriticTrainer
+    from digiq.critic import CriticConfig, CriticData, CriticTrainer, return_bounds
     from digiq.models.presets import get_preset
     from trajectories import ReplayBuffer
 
@@ -424,6 +428,12 @@ def critic_stage(
         vlm_dim=data.vlm_dim,
         **overrides,
     )
+    clip_values = config.get("clip_values", True)
+    if not isinstance(clip_values, bool):
+        raise PipelineError(f"critic stage: clip_values must be true or false, got {clip_values!r}")
+    if clip_values:
+        bounds = return_bounds(data.rewards, cfg.gamma, data.episode_lengths())
+        cfg = cfg.replace(value_range=bounds)
     work = run_dir / "work" / "critic"
     device = config.get("device") or "cpu"
     latest = latest_checkpoint(work)

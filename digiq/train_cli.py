@@ -183,6 +183,14 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "published inputs). [default: the preset's, on for tiny]",
         ),
         click.option(
+            "--clip-values/--no-clip-values",
+            default=None,
+            help="critic stage: clip the critic's Q and V scores to the interval the data's "
+            "discounted returns can lie in ([0, 1/(1-gamma)] for 0/1 rewards), so that a value "
+            "the critic cannot mean never makes a Best-of-N target; --no-clip-values scores as "
+            "the published code does. [default: clip]",
+        ),
+        click.option(
             "--device",
             type=click.Choice(["auto", "cpu", "cuda"]),
             default=None,

@@ -29,6 +29,7 @@ from digiq.critic import (
     load_critic,
     mc_targets,
     polyak_update,
+    return_bounds,
     td_targets,
     v_targets,
 )
@@ -160,6 +161,57 @@ def test_config_presets_and_validation() -> None:
         CriticConfig(4, 4, polyak_every="sometimes")
     with pytest.raises(ValueError, match="unknown CriticConfig fields"):
         CriticConfig.from_dict({"state_dim": 4, "action_dim": 4, "hiden": 3})
+
+
+def test_return_bounds_hold_every_discounted_return() -> None:
+    # 0/1 rewards, gamma 0.95: returns lie in [0, 20] (the published AitW setting).
+    assert return_bounds([0.0, 1.0, 0.0], 0.95) == pytest.approx((0.0, 20.0))
+    assert return_bounds([0.0, 0.0], 0.5) == (0.0, 0.0)
+    # A negative reward lowers the bound; NaN rewards (a failed autorater call) are ignored.
+    assert return_bounds([-1.0, 2.0, float("nan")], 0.5) == pytest.approx((-2.0, 4.0))
+    # gamma 1: the longest episode is the horizon.
+    assert return_bounds([0.0, 1.0], 1.0, episode_lengths=[3, 7]) == (0.0, 7.0)
+    with pytest.raises(ValueError, match="episode lengths"):
+        return_bounds([1.0], 1.0)
+    with pytest.raises(ValueError, match="no finite reward"):
+        return_bounds([float("nan")], 0.9)
+    # Every Monte-Carlo return of the synthetic data lies inside its bounds.
+    data = random_data(episodes=6)
+    low, high = return_bounds(data.rewards, GAMMA, data.episode_lengths())
+    assert list(data.episode_lengths()) == [3] * 6
+    assert low <= data.mc_returns.min() and data.mc_returns.max() <= high
+
+
+def test_value_range_clips_scores_and_nothing_else() -> None:
+    """Scores outside the return range are clipped; training's forward pass is not."""
+    data = random_data(episodes=4)
+    raw = Critic(small_config(data))
+    clipped = Critic(small_config(data, value_range=(0.0, 0.05)))
+    clipped.load_state_dict(raw.state_dict())
+    ids = data.transition_ids[:6]
+    args = (
+        data.state.get(ids, 0),
+        data.action_text.get(ids, None),
+        data.vlm.get(ids, None),
+        data.candidate_action_types(ids, None),
+    )
+    before, after = raw.score(*args), clipped.score(*args)
+    assert any((b < 0).any() or (b > 0.05).any() for b in before)  # something to clip
+    for b, a in zip(before, after, strict=True):
+        np.testing.assert_allclose(a, np.clip(b, 0.0, 0.05), rtol=0, atol=1e-7)
+    tensors = [torch.as_tensor(x) for x in args[:3]]
+    action = raw.action_inputs(tensors[1], torch.as_tensor(args[3]))
+    forward_raw = raw(tensors[0], action, tensors[2])
+    forward_clipped = clipped(tensors[0], action, tensors[2])
+    for x, y in zip(forward_raw, forward_clipped, strict=True):
+        assert torch.equal(x, y)
+    # The range travels with the config (checkpoints) and is validated.
+    config = small_config(data, value_range=(0.0, 20.0))
+    assert CriticConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="low <= high"):
+        small_config(data, value_range=(1.0, 0.0))
+    with pytest.raises(ValueError, match=r"\(low, high\)"):
+        small_config(data, value_range=(1.0,))
 
 
 # ---------------------------------------------------------------------------------------------

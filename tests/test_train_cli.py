@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw
 from android.actions import Action, parse_autoui
 from android.observation import Observation
 from digiq.candidates import INVALID_FILE, CandidatesConfig, run_candidates
+from digiq.critic import load_critic
 from digiq.models.policy import POLICY_JSON, PolicyModel
 from digiq.pipeline import (
     _overrides,
@@ -397,6 +398,9 @@ def test_all_stages_then_the_extracted_policy_loads(
     assert "screen_text" in features["layout"]
     assert features["stores"]["action_text"]["shape"][2] == 2 * 384 + GOAL_MATCH_DIM
     assert stages["critic"]["metrics"]["steps"] == 20
+    # Scores are clipped to the interval the data's returns lie in (0/1 rewards, gamma 0.95).
+    critic_config = load_critic(stages["critic"]["metrics"]["checkpoint"]).config
+    assert critic_config.value_range == pytest.approx((0.0, 20.0))
     policy = stages["policy"]["metrics"]
     assert policy["loss"] == "bestofn" and policy["clamp"] is True
     assert policy["data"]["nonzero_weight"] > 0 and policy["step"] == 4
@@ -437,12 +441,13 @@ def test_all_stages_then_the_extracted_policy_loads(
         [
             "critic", "--data", str(dataset), "--out", str(expected), "--behaviour-policy",
             str(bc_run), "--features-from", str(run), "--target", "td-expected", "--config",
-            str(config), "--no-progress",
+            str(config), "--no-progress", "--no-clip-values",
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     critic = read_stages(expected)["stages"]["critic"]["metrics"]
     assert critic["target"] == "td-expected" and critic["steps"] == 20
+    assert load_critic(critic["checkpoint"]).config.value_range is None  # published scores
     # --no-ui-tree-text: the published inputs (same candidates, another run's stores).
     plain = tmp_path / "dq-plain"
     result = CliRunner().invoke(
