@@ -10,7 +10,9 @@ screen the scripted agent does online; nothing here touches a simulator), then:
 * ``candidate_coverage``: share of states where at least one of the N candidates matches it
   (the ceiling of Best-of-N with a perfect critic);
 * ``critic_pairwise``: over states holding both expert-matching and other valid candidates,
-  P(max(Q1, Q2) of a matching candidate > that of a non-matching one) (0.5 = chance);
+  P(max(Q1, Q2) of a matching candidate > that of a non-matching one), a tie counting half
+  (0.5 = chance; ties are common where the scores are clipped to the return range, and
+  ``critic_pairs_tied`` counts them);
 * ``bestofn``: the Best-of-N targets with weight > 0 (what the Digi-Q policy imitates): count,
   share matching the expert, the most common confusions (expert intent -> chosen target);
 * ``by_expert_intent``: the same split by what the expert would do in the state (e.g. "tap
@@ -276,6 +278,7 @@ def diagnose(
         "candidate_coverage": share(coverage),
         "critic_pairwise": share(pairs),
         "critic_pairs": len(pairs),
+        "critic_pairs_tied": sum(p == 0.5 for p in pairs),
         "bestofn": {
             "targets": len(chosen),
             "expert_match": share(chosen),
@@ -354,12 +357,13 @@ def candidate_labels(
     return labels
 
 
-def _pairwise(q: np.ndarray, labels: dict[int, tuple[list[bool], list[bool]]]) -> list[bool]:
-    pairs: list[bool] = []
+def _pairwise(q: np.ndarray, labels: dict[int, tuple[list[bool], list[bool]]]) -> list[float]:
+    """1 where a matching candidate scores above a non-matching one, 0.5 for a tie, else 0."""
+    pairs: list[float] = []
     for row, (ok, valid) in labels.items():
         good = [k for k in range(len(ok)) if ok[k] and not np.isnan(q[row, k])]
         bad = [k for k in range(len(ok)) if valid[k] and not ok[k] and not np.isnan(q[row, k])]
-        pairs += [bool(q[row, g] > q[row, b]) for g in good for b in bad]
+        pairs += [float(np.sign(q[row, g] - q[row, b])) / 2 + 0.5 for g in good for b in bad]
     return pairs
 
 
