@@ -861,26 +861,34 @@ class Critic(nn.Module):
         cand_action_feats: Any,
         cand_vlm_feats: Any = None,
         cand_action_types: Any = None,
+        *,
+        clip: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(q1, q2, v1, v2)`` as numpy: Q ``(B, C)`` per candidate, V ``(B,)`` per state.
 
         ``state_feats`` ``(B, Ds)``; ``cand_action_feats`` ``(B, C, Da)`` text embeddings;
         ``cand_vlm_feats`` ``(B, C, Dv)``; ``cand_action_types`` ``(B, C)`` AitW ids (when the
         critic uses the type one-hot). V never sees the candidate features. With
-        ``config.value_range`` every value is clipped to it (see :func:`return_bounds`).
+        ``config.value_range`` every value is clipped to it (see :func:`return_bounds`) unless
+        ``clip`` is False (validation metrics, which judge the heads' own ranking).
         """
         was_training = self.training
         self.eval()
         try:
             with _torch_threads(self.config.num_threads):
                 return self._score(
-                    state_feats, cand_action_feats, cand_vlm_feats, cand_action_types
+                    state_feats, cand_action_feats, cand_vlm_feats, cand_action_types, clip
                 )
         finally:
             self.train(was_training)
 
     def _score(
-        self, state_feats: Any, cand_action_feats: Any, cand_vlm_feats: Any, cand_action_types: Any
+        self,
+        state_feats: Any,
+        cand_action_feats: Any,
+        cand_vlm_feats: Any,
+        cand_action_types: Any,
+        clip: bool,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         device = next(self.parameters()).device
         state = _tensor(state_feats).to(device)
@@ -889,7 +897,7 @@ class Critic(nn.Module):
         if action.dim() != 3:
             raise ValueError(f"cand_action_feats must be (B, C, D), got {tuple(action.shape)}")
         q1, q2, v1, v2 = self(state, action, vlm)
-        if self.config.value_range is not None:
+        if clip and self.config.value_range is not None:
             low, high = self.config.value_range
             q1, q2, v1, v2 = (t.clamp(low, high) for t in (q1, q2, v1, v2))
         return tuple(t.double().cpu().numpy() for t in (q1, q2, v1, v2))  # type: ignore[return-value]
@@ -1353,7 +1361,9 @@ class CriticTrainer:
         if data.num_candidates > 1:
             good = np.flatnonzero(data.rewards > 0)
             if len(good):
-                scores = score_data(self.critic, data.subset(good), chunk=chunk)
+                # Raw scores: clipped ones tie at the bound, and argmax breaks ties towards
+                # candidate 0, the dataset action, which would inflate this rate.
+                scores = score_data(self.critic, data.subset(good), chunk=chunk, clip=False)
                 best = np.argmax(np.maximum(scores.q1, scores.q2), axis=1)
                 out["val/argmax_dataset_rate"] = float(np.mean(best == 0))
             else:
@@ -1437,9 +1447,16 @@ class CriticTrainer:
 
 @torch.no_grad()
 def score_data(
-    critic: Critic, data: CriticData, *, all_candidates: bool = True, chunk: int = 512
+    critic: Critic,
+    data: CriticData,
+    *,
+    all_candidates: bool = True,
+    chunk: int = 512,
+    clip: bool = True,
 ) -> CriticScores:
-    """Score every row of ``data`` with ``critic`` (all candidates, or candidate 0 only)."""
+    """Score every row of ``data`` with ``critic`` (all candidates, or candidate 0 only).
+
+    ``clip``: clip to the critic's ``value_range`` (see :meth:`Critic.score`)."""
     n = data.num_candidates if all_candidates else 1
     q1s, q2s, v1s, v2s = [], [], [], []
     for lo in range(0, len(data), chunk):
@@ -1454,7 +1471,7 @@ def score_data(
             vlm = None if data.vlm is None else data.vlm.get(ids, 0)[:, None]
             types = data.candidate_action_types(ids, 0)
             types = None if types is None else types[:, None]
-        q1, q2, v1, v2 = critic.score(state, text, vlm, types)
+        q1, q2, v1, v2 = critic.score(state, text, vlm, types, clip=clip)
         q1s.append(q1)
         q2s.append(q2)
         v1s.append(v1)

@@ -199,6 +199,8 @@ def test_value_range_clips_scores_and_nothing_else() -> None:
     assert any((b < 0).any() or (b > 0.05).any() for b in before)  # something to clip
     for b, a in zip(before, after, strict=True):
         np.testing.assert_allclose(a, np.clip(b, 0.0, 0.05), rtol=0, atol=1e-7)
+    for b, a in zip(before, clipped.score(*args, clip=False), strict=True):
+        np.testing.assert_array_equal(a, b)
     tensors = [torch.as_tensor(x) for x in args[:3]]
     action = raw.action_inputs(tensors[1], torch.as_tensor(args[3]))
     forward_raw = raw(tensors[0], action, tensors[2])
@@ -437,6 +439,23 @@ def test_validation_metrics_and_notes_without_candidates() -> None:
     assert "val/argmax_dataset_rate" not in metrics
     assert any("only candidate 0" in note for note in trainer.notes)
     assert 0.0 <= metrics["val/auc_success"] <= 1.0
+
+
+def test_validation_ranks_raw_scores_not_clipped_ties() -> None:
+    """A range that clips every score to one value makes all candidates tie; argmax would then
+    pick candidate 0, the dataset action, every time. Validation must not see that."""
+    data = random_data(episodes=30, cands=3)
+    train, val = data.split(0.3, seed=0)
+    rates = []
+    for value_range in (None, (5.0, 5.0)):
+        config = small_config(data, steps=2, value_range=value_range)
+        trainer = CriticTrainer(config, train, val, tensorboard=False)
+        trainer.train()
+        rates.append(trainer.evaluate()["val/argmax_dataset_rate"])
+        # What Best-of-N sees is clipped: every candidate scores the bound.
+        scores = trainer.score_data(val)
+        assert np.all(np.maximum(scores.q1, scores.q2) == 5.0) or value_range is None
+    assert rates[0] == rates[1] < 1.0
 
 
 # ---------------------------------------------------------------------------------------------
