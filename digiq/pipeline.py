@@ -73,6 +73,7 @@ __all__ = [
     "ALL_STAGES",
     "STAGE_FUNCTIONS",
     "CONFIG_KEYS",
+    "BOOL_KEYS",
     "STAGES_FILE",
     "PipelineError",
     "load_config",
@@ -141,6 +142,11 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return data
 
 
+#: Options that must be YAML booleans, checked when the file is read: a stage far down the
+#: pipeline (the critic, after minutes of feature extraction) should not be the first to say so.
+BOOL_KEYS = ("ui_tree_text", "clip_values")
+
+
 def _check_keys(data: Mapping[str, Any], where: str) -> None:
     for key, value in data.items():
         key = str(key).replace("-", "_")
@@ -152,11 +158,20 @@ def _check_keys(data: Mapping[str, Any], where: str) -> None:
                 raise ValueError(
                     f"{where}: unknown option(s) {bad} in section {key!r}; valid: {list(CONFIG_KEYS)}"
                 )
+            _check_bools(value, f"{where}: section {key!r}")
         elif key not in CONFIG_KEYS:
             raise ValueError(
                 f"{where}: unknown option {key!r}; valid: {list(CONFIG_KEYS)} or a stage "
                 f"section {list(STAGES)}"
             )
+    _check_bools(data, where)
+
+
+def _check_bools(data: Mapping[str, Any], where: str) -> None:
+    for key, value in data.items():
+        key = str(key).replace("-", "_")
+        if key in BOOL_KEYS and value is not None and not isinstance(value, bool):
+            raise ValueError(f"{where}: option {key} must be true or false, got {value!r}")
 
 
 def _normalise(data: Mapping[str, Any]) -> dict[str, Any]:

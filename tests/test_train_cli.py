@@ -255,6 +255,15 @@ def test_config_file_and_command_line_merge(tmp_path: Path) -> None:
     assert _overrides(merge_config(load_config(path), {})) == {"critic_ui_tree_text": False}
     with pytest.raises(ValueError, match="ui_tree_text must be true or false, got 'no'"):
         _overrides({"ui_tree_text": "no"})
+    # Boolean options are checked when the file is read, not when their stage is reached.
+    path.write_text("critic:\n  clip_values: 'off'\n")
+    with pytest.raises(ValueError, match="section 'critic': option clip_values must be true or"):
+        load_config(path)
+    path.write_text("clip-values: 1\n")
+    with pytest.raises(ValueError, match="option clip_values must be true or false, got 1"):
+        load_config(path)
+    path.write_text("critic:\n  clip_values: false\n")
+    assert stage_config(merge_config(load_config(path), {}), "critic")["clip_values"] is False
 
 
 # ------------------------------------------------------------------------------- stages
