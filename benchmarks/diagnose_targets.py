@@ -39,7 +39,7 @@ measured on the held-out states only. (The VLM features come from the run's repr
 saw every episode: a small leak in the held-out figure's favour.)
 
 Usage: .venv/bin/python benchmarks/diagnose_targets.py --quickstart runs/demo [--data-size F,F]
-           [--threshold A] [--policies [--policy NAME=DIR ...]]
+           [--threshold A] [--value-range LOW,HIGH] [--policies [--policy NAME=DIR ...]]
        .venv/bin/python benchmarks/diagnose_targets.py --data D --run R [--features-run F]
 Prints one JSON object.
 """
@@ -124,8 +124,15 @@ def _summary(action: Action, task: str) -> str:
     return action.action_type.name
 
 
-def _critic_scores(data: Path, run: Path, features_run: Path) -> tuple[Any, Any, Any]:
-    """(buffer, candidate table, scores of every candidate by ``run``'s critic)."""
+ValueRange = tuple[float, float] | None
+
+
+def _critic_scores(
+    data: Path, run: Path, features_run: Path, value_range: ValueRange = None
+) -> tuple[Any, Any, Any]:
+    """(buffer, candidate table, scores of every candidate by ``run``'s critic).
+
+    ``value_range``: clip the scores to it instead of the checkpoint's own range."""
     from digiq.checkpoint import latest_checkpoint
     from digiq.critic import CriticData, load_critic, score_data
     from digiq.pipeline import feature_prefix, read_stages
@@ -139,14 +146,23 @@ def _critic_scores(data: Path, run: Path, features_run: Path) -> tuple[Any, Any,
     critic_data = CriticData.from_buffer(
         buffer, prefix=feature_prefix(features_run), candidates=table
     )
-    return buffer, table, score_data(load_critic(ckpt), critic_data)
+    critic = load_critic(ckpt)
+    if value_range is not None:
+        critic.config = critic.config.replace(value_range=value_range)
+    return buffer, table, score_data(critic, critic_data)
 
 
-def _targeted(data: Path, run: Path, features_run: Path, threshold: float | None) -> set[int]:
+def _targeted(
+    data: Path,
+    run: Path,
+    features_run: Path,
+    threshold: float | None,
+    value_range: ValueRange = None,
+) -> set[int]:
     """Transition ids where the Best-of-N targets of ``run``'s critic have a non-zero weight."""
     from digiq.bestofn import build_policy_targets
 
-    buffer, table, scores = _critic_scores(data, run, features_run)
+    buffer, table, scores = _critic_scores(data, run, features_run, value_range)
     targets = build_policy_targets(buffer, table, scores, "bestofn", threshold, on_missing="skip")
     return {t.transition_id for t in targets if t.weight > 0}
 
@@ -221,11 +237,15 @@ def policy_expert_probability(
 
 
 def diagnose(
-    data: Path, run: Path, features_run: Path, threshold: float | None = None
+    data: Path,
+    run: Path,
+    features_run: Path,
+    threshold: float | None = None,
+    value_range: ValueRange = None,
 ) -> dict[str, Any]:
     from digiq.bestofn import build_policy_targets
 
-    buffer, table, scores = _critic_scores(data, run, features_run)
+    buffer, table, scores = _critic_scores(data, run, features_run, value_range)
     q = np.maximum(scores.q1, scores.q2)
     expert = expert_actions(buffer)
 
@@ -427,6 +447,12 @@ def main() -> None:
         help="Best-of-N advantage threshold (default: the published one of the task set)",
     )
     parser.add_argument(
+        "--value-range",
+        metavar="LOW,HIGH",
+        help="clip the critics' scores to this interval instead of each checkpoint's own "
+        "value_range (e.g. 0,20 to re-score critics saved before scores were clipped)",
+    )
+    parser.add_argument(
         "--policies",
         action="store_true",
         help="score the trained policies' p(expert action) (see above; needs --quickstart)",
@@ -444,6 +470,15 @@ def main() -> None:
     extra = dict(item.split("=", 1) for item in args.policy if "=" in item)
     if len(extra) != len(args.policy):
         parser.error("--policy takes NAME=DIR")
+    value_range = None
+    if args.value_range:
+        try:
+            low, high = (float(x) for x in args.value_range.split(","))
+        except ValueError:
+            parser.error(f"--value-range takes LOW,HIGH (two numbers), got {args.value_range!r}")
+        if not low <= high:
+            parser.error(f"--value-range: LOW must be <= HIGH, got {args.value_range!r}")
+        value_range = (low, high)
     if args.quickstart:
         out = args.quickstart
         jobs = [
@@ -455,11 +490,16 @@ def main() -> None:
     else:
         parser.error("give --quickstart OUT, or --data and --run")
     results = [
-        diagnose(*job, threshold=args.threshold)
+        diagnose(*job, threshold=args.threshold, value_range=value_range)
         for job in jobs
         if (job[1] / "work" / "critic").exists()
     ]
-    report: dict[str, Any] = {"machine": machine(), "threshold": args.threshold, "results": results}
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "threshold": args.threshold,
+        "value_range": value_range,
+        "results": results,
+    }
     if args.policies:
         out = args.quickstart
         if not (out / "runs/digiq/work/critic").is_dir():
@@ -471,7 +511,7 @@ def main() -> None:
             "digiq": out / "runs/digiq/policy",
             **{name: Path(path) for name, path in extra.items()},
         }
-        targeted = _targeted(*jobs[0], args.threshold)
+        targeted = _targeted(*jobs[0], args.threshold, value_range)
         report["policy_expert_probability"] = policy_expert_probability(
             jobs[0][0], {k: v for k, v in policies.items() if v.exists()}, targeted
         )
