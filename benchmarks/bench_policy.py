@@ -7,7 +7,12 @@ Default (a few seconds): build the tiny policy with its tokenizer and time
 * candidate sampling: states/s for N = 16 at temperature 1.2 in batches of 8 states, including
   the teacher-forced pass that gives each string's exact log-probability (the candidates
   stage's inner loop);
-* acting: one greedy action from a full-resolution 1080 x 2280 screenshot (resize included).
+* acting: one greedy action from a full-resolution 1080 x 2280 screenshot (resize included);
+* ``--policy DIR`` (a trained policy, e.g. ``runs/demo/runs/digiq``): what ``PolicyAgent.act``
+  costs per step at the evaluation temperature 0.8, drawing through ``generate`` (what it
+  does) against ``sample`` (draw plus the teacher-forced ``log pi`` pass it used to throw
+  away), median of ``--act-rounds`` alternating rounds over 8 screens each, and whether both
+  drew the same strings.
 
 ``--experiment``: the end-to-end behaviour-policy experiment (tens of CPU minutes): collect
 ``--episodes`` noisy scripted (noise 0.3) Web Shopping TRAIN episodes on 2 simulated phones
@@ -16,7 +21,7 @@ evaluate it on the first ``--eval-tasks`` Web Shopping TEST tasks x ``--seeds`` 
 ``digiq-eval --agent RUN`` (the trained-policy agent), greedily and at temperature 0.8. Prints
 the data size, training time and success rates with 95% Wilson intervals, and the commands.
 
-Usage: .venv/bin/python benchmarks/bench_policy.py [--steps 20] [--states 32]
+Usage: .venv/bin/python benchmarks/bench_policy.py [--steps 20] [--states 32] [--policy DIR]
        [--experiment --work DIR --episodes 240 --bc-steps 900 --eval-tasks 24 --seeds 2]
 """
 
@@ -133,6 +138,52 @@ def micro(steps: int, states: int, seed: int) -> dict[str, object]:
     }
 
 
+def acting(policy_spec: str, rounds: int, seed: int) -> dict[str, object]:
+    """Per-step acting cost of a trained policy: ``generate`` against ``sample`` (docstring)."""
+    import statistics
+
+    from digiq.models.policy import PolicyModel
+    from digiq.policy_agent import EVAL_TEMPERATURE, resolve_policy_dir
+
+    model = PolicyModel.load(resolve_policy_dir(policy_spec))
+    model.eval()
+    rng = np.random.default_rng(seed)
+    screens = [rng.integers(0, 255, (2280, 1080, 3), dtype=np.uint8) for _ in range(8)]
+    goals = _examples(8, seed)[0]
+    per_step: dict[str, list[float]] = {"generate": [], "sample": []}
+    same = True
+    model.generate([screens[0]], [goals[0]], temperature=EVAL_TEMPERATURE, seed=0)  # warm-up
+    for r in range(rounds):
+        drawn: dict[str, list[str]] = {}
+        for how in ("generate", "sample") if r % 2 == 0 else ("sample", "generate"):
+            tick = time.perf_counter()
+            out = []
+            for k, (screen, goal) in enumerate(zip(screens, goals, strict=True)):
+                if how == "generate":
+                    out.append(
+                        model.generate([screen], [goal], temperature=EVAL_TEMPERATURE, seed=k)[0][0]
+                    )
+                else:
+                    out.append(
+                        model.sample([screen], [goal], temperature=EVAL_TEMPERATURE, seed=k)[0][0][
+                            0
+                        ]
+                    )
+            per_step[how].append((time.perf_counter() - tick) / len(screens))
+            drawn[how] = out
+        same = same and drawn["generate"] == drawn["sample"]
+    gen = statistics.median(per_step["generate"])
+    smp = statistics.median(per_step["sample"])
+    return {
+        "policy": str(policy_spec),
+        "rounds": rounds,
+        "act_generate_ms": round(gen * 1000, 1),
+        "act_sample_with_logprob_ms": round(smp * 1000, 1),
+        "ratio_generate_over_sample": round(gen / smp, 3),
+        "same_strings": same,
+    }
+
+
 def _run(cmd: list[str], log: Path, timeout: int) -> tuple[float, str]:
     tick = time.perf_counter()
     with open(log, "w") as fh:
@@ -222,11 +273,17 @@ def main() -> None:
     parser.add_argument("--eval-tasks", type=int, default=24)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--skip-micro", action="store_true")
+    parser.add_argument(
+        "--policy", default=None, help="a trained policy: time PolicyAgent.act's draw on it"
+    )
+    parser.add_argument("--act-rounds", type=int, default=7, help="alternating rounds (--policy)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result: dict[str, object] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
     if not args.skip_micro:
         result["micro"] = micro(args.steps, args.states, args.seed)
+    if args.policy:
+        result["acting"] = acting(args.policy, args.act_rounds, args.seed)
     if args.experiment:
         result["experiment"] = experiment(args)
     print(json.dumps(result, indent=1, default=str))

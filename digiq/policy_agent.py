@@ -174,19 +174,17 @@ class PolicyAgent:
 
     def act(self, observation: Observation, task: Task, history: Sequence[AgentStep]) -> Action:
         text = self._input_text(task, history)
-        if self.greedy:
-            output, _ = self.model.greedy([observation.screenshot], [text], grammar=self.grammar)[0]
-        else:
-            with _GENERATE_LOCK:
-                rows = self.model.sample(
-                    [observation.screenshot],
-                    [text],
-                    n=1,
-                    temperature=self.temperature,
-                    seed=self._draw_seed(task, history, "act"),
-                    grammar=self.grammar,
-                )
-            output = rows[0][0][0]
+        # ``generate``, not ``sample``/``greedy``: acting needs no log-probability
+        with _GENERATE_LOCK:
+            rows = self.model.generate(
+                [observation.screenshot],
+                [text],
+                n=1,
+                temperature=0.0 if self.greedy else self.temperature,
+                seed=None if self.greedy else self._draw_seed(task, history, "act"),
+                grammar=self.grammar,
+            )
+        output = rows[0][0]
         action = parse_autoui(output)
         if not action.is_valid:
             log.debug("policy output is not an action (%s): %r", action.invalid_reason, output)

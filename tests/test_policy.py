@@ -157,6 +157,21 @@ def test_sample_returns_n_strings_with_teacher_forced_log_probs(policy: PolicyMo
     assert [t for row in again for t, _ in row] == flat
 
 
+def test_generate_draws_what_sample_draws_without_scoring(policy: PolicyModel) -> None:
+    # PolicyAgent.act uses generate (no log-probability pass): the actions must be the ones
+    # sample would have drawn with the same seed, and greedy's with temperature 0.
+    images = screens(2, seed=4)
+    texts = [policy.input_text([], "Go to ebay.com"), policy.input_text([], "Open the clock")]
+    sampled = policy.sample(images, texts, n=3, temperature=0.8, seed=11)
+    drawn = policy.generate(images, texts, n=3, temperature=0.8, seed=11)
+    assert drawn == [[text for text, _ in row] for row in sampled]
+    assert policy.generate(images, texts, temperature=0.0) == [
+        [text] for text, _ in policy.greedy(images, texts)
+    ]
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        policy.generate(images, texts, n=0)
+
+
 def test_weighted_loss_matches_the_published_formula(policy: PolicyModel) -> None:
     images = screens(2, seed=2)
     texts = [policy.input_text([], "Go to ebay.com")] * 2
