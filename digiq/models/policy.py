@@ -1188,14 +1188,9 @@ class PolicyModel:
         strings where the tokenizer can express it (``grammar`` attribute,
         :mod:`digiq.models.autoui_grammar`); the returned ``log pi`` is the unconstrained
         policy's either way."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
         batch = self._as_batch(images, input_texts)
-        if not len(batch):
-            return []
-        temp = None if temperature is None or temperature <= 0 else temperature
-        texts = self._generate(batch, n, temp, seed, grammar)
-        return self._score(batch, texts)
+        texts = self.generate(batch, n=n, temperature=temperature, seed=seed, grammar=grammar)
+        return self._score(batch, texts) if texts else []
 
     def generate(
         self,
@@ -1209,7 +1204,8 @@ class PolicyModel:
     ) -> list[list[str]]:
         """What :meth:`sample` draws, without the ``log pi`` scoring pass: ``[[text, ...n],
         ...B]``. For acting, where the log-probability is thrown away: scoring re-runs the
-        encoder and a teacher-forced decoder pass, about a third of a step's policy time."""
+        encoder and a teacher-forced decoder pass (about 15% of a tiny policy's action time;
+        benchmarks/RESULTS.md)."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         batch = self._as_batch(images, input_texts)
