@@ -12,7 +12,8 @@ Default (a few seconds): build the tiny policy with its tokenizer and time
   costs per step at the evaluation temperature 0.8, drawing through ``generate`` (what it
   does) against ``sample`` (draw plus the teacher-forced ``log pi`` pass it used to throw
   away), median of ``--act-rounds`` alternating rounds over 8 screens each, and whether both
-  drew the same strings.
+  drew the same strings; with ``--copy-match-cost``, the cost of the copy head's span-match
+  bias instead (the same policy drawing with it and with it switched off).
 
 ``--experiment``: the end-to-end behaviour-policy experiment (tens of CPU minutes): collect
 ``--episodes`` noisy scripted (noise 0.3) Web Shopping TRAIN episodes on 2 simulated phones
@@ -184,6 +185,52 @@ def acting(policy_spec: str, rounds: int, seed: int) -> dict[str, object]:
     }
 
 
+def copy_match_cost(policy_spec: str, rounds: int, seed: int) -> dict[str, object]:
+    """Per-step acting cost of the copy head's span-match bias: the same trained policy drawing
+    with the bias (what it does) and with it switched off (``copy_match`` 0 on the loaded
+    model; the strings then differ), median of ``rounds`` alternating rounds over 8 screens."""
+    import statistics
+
+    from digiq.models.policy import PolicyModel
+    from digiq.policy_agent import EVAL_TEMPERATURE, resolve_policy_dir
+
+    model = PolicyModel.load(resolve_policy_dir(policy_spec))
+    model.eval()
+    t5 = model.net.t5
+    if not getattr(t5, "copy_match", 0):
+        raise SystemExit(f"{policy_spec}: this policy has no span-match bias (copy_match 0)")
+    k = t5.copy_match
+    rng = np.random.default_rng(seed)
+    screens = [rng.integers(0, 255, (2280, 1080, 3), dtype=np.uint8) for _ in range(8)]
+    goals = _examples(8, seed)[0]
+    per_step: dict[str, list[float]] = {"with": [], "without": []}
+    tokens: dict[str, int] = {"with": 0, "without": 0}
+    model.generate([screens[0]], [goals[0]], temperature=EVAL_TEMPERATURE, seed=0)  # warm-up
+    try:
+        for r in range(rounds):
+            for how in ("with", "without") if r % 2 == 0 else ("without", "with"):
+                t5.copy_match = k if how == "with" else 0
+                tick = time.perf_counter()
+                for i, (screen, goal) in enumerate(zip(screens, goals, strict=True)):
+                    text = model.generate([screen], [goal], temperature=EVAL_TEMPERATURE, seed=i)
+                    if r == 0:
+                        tokens[how] += model.token_count(text[0][0])
+                per_step[how].append((time.perf_counter() - tick) / len(screens))
+    finally:
+        t5.copy_match = k
+    with_ms = statistics.median(per_step["with"]) * 1000
+    without_ms = statistics.median(per_step["without"]) * 1000
+    return {
+        "policy": str(policy_spec),
+        "copy_match": k,
+        "rounds": rounds,
+        "act_with_span_match_ms": round(with_ms, 1),
+        "act_without_span_match_ms": round(without_ms, 1),
+        "ratio_with_over_without": round(with_ms / without_ms, 3),
+        "tokens_written_per_8_actions": tokens,
+    }
+
+
 def _run(cmd: list[str], log: Path, timeout: int) -> tuple[float, str]:
     tick = time.perf_counter()
     with open(log, "w") as fh:
@@ -277,12 +324,19 @@ def main() -> None:
         "--policy", default=None, help="a trained policy: time PolicyAgent.act's draw on it"
     )
     parser.add_argument("--act-rounds", type=int, default=7, help="alternating rounds (--policy)")
+    parser.add_argument(
+        "--copy-match-cost",
+        action="store_true",
+        help="with --policy: time acting with the copy head's span-match bias on and off",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result: dict[str, object] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
     if not args.skip_micro:
         result["micro"] = micro(args.steps, args.states, args.seed)
-    if args.policy:
+    if args.policy and args.copy_match_cost:
+        result["copy_match"] = copy_match_cost(args.policy, args.act_rounds, args.seed)
+    elif args.policy:
         result["acting"] = acting(args.policy, args.act_rounds, args.seed)
     if args.experiment:
         result["experiment"] = experiment(args)

@@ -7,6 +7,7 @@ parameters) so the module stays fast; the training test is a real (short) optimi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from digiq.models.policy import (
     build_policy_tokenizer,
     policy_corpus,
     round_action,
+    span_match_lengths,
 )
 from digiq.models.presets import MissingCheckpointError, get_preset
 from digiq.policy_train import augment_query, fake_query
@@ -206,6 +208,103 @@ def test_load_of_a_missing_path_names_it(tmp_path: Path) -> None:
     real = get_preset("llava-1.5-7b", check=False, model_path=str(tmp_path))
     with pytest.raises(MissingCheckpointError, match="--policy-path"):
         PolicyModel.from_preset(real)
+
+
+# ------------------------------------------------------------------------------- copy head
+
+
+def test_span_match_lengths_count_the_run_just_copied() -> None:
+    # input: [image] 5 6 7 5 8; written so far: start, 5, 6 (ids); -1 never matches
+    tokens = torch.tensor([[-1, 5, 6, 7, 5, 8]])
+    written = torch.tensor([[0, 5, 6]])
+    lengths = span_match_lengths(written, tokens, steps=3, max_length=4)
+    assert lengths.tolist() == [
+        [
+            [0, 0, 0, 0, 0, 0],  # after the start token: nothing copied yet
+            [0, 0, 1, 0, 0, 1],  # after "5": both tokens that follow a 5
+            [0, 0, 0, 2, 0, 0],  # after "5 6": only the 7 continues the run
+        ]
+    ]
+    # capped at max_length, and only the last `steps` positions are returned
+    long = span_match_lengths(torch.tensor([[0, 5, 6, 7]]), tokens, steps=1, max_length=2)
+    assert long.tolist() == [[[0, 0, 0, 0, 2, 0]]]
+
+
+def test_copy_match_reads_the_goal_only_and_counts_either_quote_as_one(policy) -> None:  # type: ignore[no-untyped-def]
+    # An unseen query: the tokenizer splits it into short pieces that repeat ("o", "x", "o"),
+    # where a one-token "copy what follows" cue is ambiguous and the span length is not.
+    query = "oxo containers"
+    text = policy.input_text([Action.type("ebay.com")], f"Search for '{query}'")
+    batch = policy.prepare(screens(1), [text])
+    _, _, copy_ids = policy._encode(batch)
+    ids = batch.input_ids[0].tolist()
+    tokens = policy.tokenizer.convert_ids_to_tokens(ids)
+    match_ids = copy_ids[0, -len(ids) :, 2].tolist()
+    goal_at = tokens.index(":", tokens.index("ĠGoal")) + 1
+    # the previous action's typed text (before "Goal:") is not a place to continue a span
+    assert set(match_ids[:goal_at]) == {-1} and min(match_ids[goal_at:-1]) >= 0
+    quote_class = int(policy.net.t5.copy_class[-1])
+    assert match_ids[tokens.index("'")] == quote_class
+    target = policy.target_text(Action.type(query))
+    labels = policy.tokenizer(target, return_tensors="pt")["input_ids"]
+    written = policy.net.t5.copy_class[policy.net.t5._shift_right(labels)]
+    lengths = span_match_lengths(written, copy_ids[..., 2], labels.shape[1], 6)[0]
+    lengths = lengths.masked_fill(copy_ids[0, :, 0] < 0, 0)  # only where copying is allowed
+    k = copy_ids.shape[1] - len(ids)
+    first = tokens.index("'") + 1
+    label_tokens = policy.tokenizer.convert_ids_to_tokens(labels[0].tolist())
+    for step in range(1, len(label_tokens) - 1):  # each query token, the first included
+        # the position of the token this step must write has the longest run, and only it
+        best = lengths[step].argmax().item() - k
+        assert best == first + step - 1, (step, label_tokens[step], tokens[best])
+        assert (lengths[step] == lengths[step].max()).sum() == 1
+
+
+def test_generation_gives_the_copy_head_the_whole_written_prefix(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    # With a cache, generate feeds the model one token at a time; the span-match bias must
+    # still see every token written, or generation would follow another distribution than
+    # the teacher-forced one that training and scoring use.
+    torch.manual_seed(0)
+    model = PolicyModel.build(small_config(), tokenizer=tokenizer, precision="fp32")
+    with torch.no_grad():
+        model.net.t5.copy_gate.bias.fill_(-6.0)  # mostly copying: the bias decides
+    images = screens(2, seed=6)
+    texts = [model.input_text([], f'Search for "{q}"') for q in ("oxo containers", "ab ab ac")]
+    batch = model.prepare(images, texts)
+    out = model._generate(batch, 1, None, None, grammar=False)
+    targets = [row[0] for row in out]
+    labels = model.tokenizer(targets, return_tensors="pt", padding=True)["input_ids"]
+    enc, mask, copy_ids = model._encode(batch)
+    with torch.no_grad():
+        logits = model.net.t5(
+            encoder_outputs=enc,
+            attention_mask=mask,
+            decoder_input_ids=model.net.t5._shift_right(labels),
+            copy_ids=copy_ids,
+            use_cache=False,
+        ).logits
+    real = labels != model.pad_id
+    assert torch.equal(logits.argmax(-1)[real], labels[real])
+    assert max(len(t) for t in targets) > 5  # it wrote something to compare
+
+
+def test_a_policy_saved_before_the_span_match_bias_loads_without_it(
+    tokenizer, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    old = PolicyModel.build(small_config(copy_match=0), tokenizer=tokenizer, precision="fp32")
+    path = old.save(tmp_path / "old")
+    meta = json.loads((path / POLICY_JSON).read_text())
+    del meta["config"]["copy_match"]  # as written before the field existed
+    (path / POLICY_JSON).write_text(json.dumps(meta))
+    loaded = PolicyModel.load(path, precision="fp32")
+    assert loaded.config.copy_match == 0 and not hasattr(loaded.net.t5, "copy_match_bias")
+    texts = [old.input_text([], 'Search for "kraken"')]
+    target = [to_autoui(Action.type("kraken"))]
+    before = old.sequence_logprobs(old.prepare(screens(1), texts), target)
+    assert torch.equal(before, loaded.sequence_logprobs(loaded.prepare(screens(1), texts), target))
+    with pytest.raises(ValueError, match="copy_match"):
+        small_config(copy_match=-1)
 
 
 # ------------------------------------------------------------------------------- learning

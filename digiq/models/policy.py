@@ -28,7 +28,23 @@ Architecture (why each piece is there):
   also get "shifted-token" terms, initialised to the identity: the embedding of the last token
   WRITTEN against the embedding of the token BEFORE each input position, so "copy the token
   that follows the one just copied" (sequential copying of an unseen multi-token query) is the
-  starting point rather than something to discover. The model's ``logits`` are then
+  starting point rather than something to discover. That term compares ONE token, so where the
+  goal holds a token twice it cannot tell the two places apart, and the tiny policy typed
+  "oral-brush" for 'oral-b electric toothbrush' (after "b", the token that follows the other
+  "b") or "series rival rival rival 600" (measured: 20-48% of the typed search queries in
+  qs30-qs34's evaluations were the goal's query; the 1024-token tokenizer splits an unseen
+  word into letters, "oxo" into o, x, o). ``copy_match`` = K > 0 adds a learned bias per MATCH
+  LENGTH to the copy scores of the GOAL's positions (after the last "Goal:"): how many of the
+  last K tokens written equal the K goal tokens before that position (exact ids, from the
+  whole written prefix, in teacher forcing and in generation alike), so the copy continues the
+  longest matching span of the goal. Quote characters and the AutoUI ``"typed_text": "``
+  opening count as one token for this, so the query's first letters match after either quote;
+  a quote's own position gets no bias. Where the span written so far (2 tokens or more)
+  continues into the goal's closing quote, the query is complete: a learned term (initially
+  +4) then pushes the gate towards generating, which writes the typed text's closing quote.
+  It is the exact-match form of pointer networks' location-based attention; the bias starts at
+  ``4 * length`` and is trained with the rest.
+  The model's ``logits`` are then
   ``log p`` (already normalised), so generation, temperature and teacher forcing treat it like
   any T5. Input and output embeddings are tied (T5's default).
 * Tokenizer. A byte-level BPE trained with :func:`digiq.models.train_tokenizer` on AutoUI
@@ -113,6 +129,7 @@ __all__ = [
     "coordinate_tokens",
     "screen_pixels",
     "is_policy_dir",
+    "span_match_lengths",
 ]
 
 POLICY_JSON = "digiq_policy.json"
@@ -163,6 +180,9 @@ class PolicyConfig:
     frozen_image: dict[str, Any] | None = None
     image_tokens: int = 4
     copy: bool = True
+    # Longest span-match the copy head's bias looks at (0: none; see the module docstring).
+    # Policies saved before it existed load with 0.
+    copy_match: int = 6
     max_input_tokens: int = 160
     max_target_tokens: int = 48
     round_coordinates: int | None = 2
@@ -190,6 +210,8 @@ class PolicyConfig:
                 raise ValueError(f"PolicyConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.max_input_tokens < 8 or self.max_target_tokens < 8:
             raise ValueError("PolicyConfig.max_input_tokens / max_target_tokens must be >= 8")
+        if not 0 <= int(self.copy_match) <= 16:
+            raise ValueError(f"PolicyConfig.copy_match must be 0..16, got {self.copy_match}")
         if self.round_coordinates is not None and not 1 <= self.round_coordinates <= 4:
             raise ValueError(
                 f"PolicyConfig.round_coordinates must be 1..4 or None, got {self.round_coordinates}"
@@ -224,6 +246,7 @@ class PolicyConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown PolicyConfig fields {unknown}")
+        data = {"copy_match": 0, **data}  # saved before the field existed: no match bias
         return cls(**data)
 
 
@@ -478,6 +501,31 @@ class FrozenImageTokens(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
+def span_match_lengths(
+    prefix_ids: torch.Tensor, token_ids: torch.Tensor, steps: int, max_length: int
+) -> torch.Tensor:
+    """``[B, steps, S]``: for each of the last ``steps`` decoder positions and each input
+    position ``s``, how many of the tokens written so far, read backwards from the latest, equal
+    the input tokens read backwards from ``s - 1`` (capped at ``max_length``).
+
+    ``prefix_ids`` ``[B, T]``: the decoder inputs up to each position (start token first, as in
+    teacher forcing), so position ``t``'s latest written token is ``prefix_ids[:, t]``;
+    ``token_ids`` ``[B, S]``: the copyable input tokens, -1 where nothing may be copied (a -1
+    never matches). A length ``L`` at ``s`` means: copying input token ``s`` continues a span of
+    ``L`` tokens that were just copied in the input's order.
+    """
+    import torch.nn.functional as F
+
+    t_total, s, k = prefix_ids.shape[1], token_ids.shape[1], max_length
+    # written[b, t, i] = the token written i steps before position t's latest (-2: none)
+    windows = F.pad(prefix_ids, (k - 1, 0), value=-2).unfold(1, k, 1)  # [B, T, K]
+    written = windows[:, t_total - steps :, :].flip(-1)  # [B, steps, K]
+    # before[b, s, i] = the input token i + 1 positions before s (-1: none, never matches)
+    before = F.pad(token_ids, (k, 0), value=-1).unfold(1, k, 1)[:, :s, :].flip(-1)  # [B, S, K]
+    equal = (written.unsqueeze(2) == before.unsqueeze(1)) & (before >= 0).unsqueeze(1)
+    return equal.long().cumprod(dim=-1).sum(dim=-1)  # length of the unbroken run from i = 0
+
+
 def _pointer_t5_class() -> type:
     """``T5ForConditionalGeneration`` with the pointer-generator head (built lazily: importing
     this module must not import transformers)."""
@@ -498,10 +546,38 @@ def _pointer_t5_class() -> type:
             self.copy_prev_query = nn.Linear(d, d, bias=False)
             self.copy_prev_key = nn.Linear(d, d, bias=False)
             self.copy_gate = nn.Linear(2 * d, 1)
+            # Bias of the copy scores per span-match length 0..K (module docstring).
+            self.copy_match = int(getattr(config, "copy_match", 0) or 0)
+            if self.copy_match:
+                self.copy_match_bias = nn.Parameter(
+                    4.0 * torch.arange(self.copy_match + 1, dtype=torch.float32)
+                )
+                # Gate term for "the span just copied is followed by the goal's closing
+                # quote": the query is complete, so generate (the typed text's closing quote).
+                self.copy_end_gate = nn.Parameter(torch.tensor(4.0))
+            # token id -> match class (identity but for quotes; set_copy_classes); not saved
+            self.register_buffer(
+                "copy_class", torch.arange(config.vocab_size + 1), persistent=False
+            )
             with torch.no_grad():
                 self.copy_gate.bias.fill_(1.0)  # start mostly generating
                 self.copy_prev_query.weight.copy_(torch.eye(d))
                 self.copy_prev_key.weight.copy_(torch.eye(d))
+
+        def set_copy_classes(self, quote_ids: Sequence[int], vocab_size: int) -> None:
+            """Make every id in ``quote_ids`` one match class (``vocab_size``, no real token)."""
+            table = torch.arange(vocab_size + 1, device=self.copy_class.device)
+            if quote_ids:
+                table[torch.as_tensor(list(quote_ids), device=table.device)] = vocab_size
+            self.copy_class = table
+
+        def prepare_inputs_for_generation(self, input_ids: torch.Tensor, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+            """Also hand ``forward`` the whole written prefix: with a cache, generation feeds
+            only the last token, and the span-match bias needs the tokens before it."""
+            inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
+            if self.copy_match and inputs.get("copy_ids") is not None:
+                inputs["copy_prefix_ids"] = input_ids
+            return inputs
 
         def forward(  # type: ignore[override]
             self,
@@ -516,6 +592,7 @@ def _pointer_t5_class() -> type:
             labels: torch.Tensor | None = None,
             use_cache: bool | None = None,
             copy_ids: torch.Tensor | None = None,
+            copy_prefix_ids: torch.Tensor | None = None,
             **kwargs: Any,
         ) -> Any:
             if encoder_outputs is None:
@@ -540,7 +617,8 @@ def _pointer_t5_class() -> type:
             out = hidden * (self.model_dim**-0.5) if self.config.scale_decoder_outputs else hidden
             logits = self.lm_head(out)
             if copy_ids is not None:
-                logits = self._mix_copy(logits, hidden, enc, copy_ids, decoder_input_ids)
+                prefix = copy_prefix_ids if copy_prefix_ids is not None else decoder_input_ids
+                logits = self._mix_copy(logits, hidden, enc, copy_ids, decoder_input_ids, prefix)
             return Seq2SeqLMOutput(
                 logits=logits,
                 past_key_values=dec.past_key_values,
@@ -554,12 +632,15 @@ def _pointer_t5_class() -> type:
             enc: torch.Tensor,
             copy_ids: torch.Tensor,
             decoder_input_ids: torch.Tensor | None,
+            prefix_ids: torch.Tensor | None = None,
         ) -> torch.Tensor:
             # copy_ids [B, S, 2]: per encoder position the token id (-1 where nothing may be
             # copied: image tokens, padding) and the id of the token before it. Computed in
             # fp32 (autocast off) for a stable log of a mixture.
             with torch.autocast(device_type=logits.device.type, enabled=False):
-                return self._mix_copy_fp32(logits, hidden, enc, copy_ids, decoder_input_ids)
+                return self._mix_copy_fp32(
+                    logits, hidden, enc, copy_ids, decoder_input_ids, prefix_ids
+                )
 
         def _mix_copy_fp32(
             self,
@@ -568,6 +649,7 @@ def _pointer_t5_class() -> type:
             enc: torch.Tensor,
             copy_ids: torch.Tensor,
             decoder_input_ids: torch.Tensor | None,
+            prefix_ids: torch.Tensor | None = None,
         ) -> torch.Tensor:
             logits = logits.float()
             hidden, enc = hidden.float(), enc.float()
@@ -579,12 +661,24 @@ def _pointer_t5_class() -> type:
                 q = q + self.copy_prev_query(embed(decoder_input_ids).float())
                 k = k + self.copy_prev_key(embed(prev_ids.clamp(min=0)).float())
             scores = torch.einsum("btd,bsd->bts", q, k) / math.sqrt(q.shape[-1])
+            span_end = None
+            if self.copy_match and prefix_ids is not None and copy_ids.shape[-1] > 2:
+                match_ids = copy_ids[..., 2]
+                written = self.copy_class[prefix_ids.clamp(max=self.copy_class.shape[0] - 1)]
+                lengths = span_match_lengths(written, match_ids, scores.shape[1], self.copy_match)
+                quote = (match_ids == self.copy_class[-1]).unsqueeze(1)
+                # [B, T, 1]: a span of >= 2 tokens continues into a quote (the query ended)
+                span_end = ((lengths >= 2) & quote).any(dim=-1, keepdim=True).float()
+                scores = scores + self.copy_match_bias[lengths.masked_fill(quote, 0)]
             allowed = (token_ids >= 0).unsqueeze(1)
             scores = scores.masked_fill(~allowed, float("-inf"))
             attn = torch.softmax(scores, dim=-1)
             attn = torch.nan_to_num(attn, nan=0.0)  # rows with nothing to copy
             context = torch.einsum("bts,bsd->btd", attn, enc)
-            gate = torch.sigmoid(self.copy_gate(torch.cat([hidden, context], dim=-1)))
+            gate_logit = self.copy_gate(torch.cat([hidden, context], dim=-1))
+            if span_end is not None:
+                gate_logit = gate_logit + self.copy_end_gate * span_end
+            gate = torch.sigmoid(gate_logit)
             has_copy = allowed.any(dim=-1, keepdim=True).float()  # [B, 1, 1]
             gate = gate * has_copy + (1.0 - has_copy)
             vocab = torch.softmax(logits, dim=-1)
@@ -614,6 +708,35 @@ class PolicyNet(nn.Module):
         self.copy = copy
         self.pad_id = pad_id
         self.eos_id = eos_id
+        # (id of " Goal", id of ":") and the quote ids: the span-match bias's goal and quotes
+        self.goal_marker: tuple[int, int] | None = None
+        self.quote_ids: list[int] = []
+
+    def set_copy_vocab(self, tokenizer: Any) -> None:
+        """Read the goal marker and the quote tokens from ``tokenizer`` (span-match bias)."""
+        goal = tokenizer.convert_tokens_to_ids(["ĠGoal", ":"])
+        unk = tokenizer.unk_token_id
+        self.goal_marker = None if unk in goal or None in goal else (goal[0], goal[1])
+        openings = [t for t in autoui_added_tokens() if t.endswith('"typed_text": "')]
+        quotes = {tokenizer.convert_tokens_to_ids(t) for t in ["'", '"', 'Ġ"', "Ġ'", *openings]}
+        self.quote_ids = sorted(int(i) for i in quotes if i is not None and i != unk)
+        if hasattr(self.t5, "set_copy_classes"):
+            size = max(len(tokenizer), int(self.t5.get_input_embeddings().num_embeddings))
+            self.t5.set_copy_classes(self.quote_ids, size)
+
+    def _goal_ids(self, input_ids: torch.Tensor, text_ids: torch.Tensor) -> torch.Tensor:
+        """``text_ids`` (match classes) where the position is in the goal, -1 elsewhere."""
+        classes = self.t5.copy_class
+        match = classes[input_ids.clamp(max=classes.shape[0] - 1)].masked_fill(text_ids < 0, -1)
+        if self.goal_marker is None:
+            return match
+        g, colon = self.goal_marker
+        marker = torch.zeros_like(input_ids, dtype=torch.bool)
+        marker[:, 1:] = (input_ids[:, :-1] == g) & (input_ids[:, 1:] == colon)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        last = torch.where(marker, positions, torch.full_like(positions, -1)).amax(dim=1)
+        in_goal = (positions.unsqueeze(0) > last.unsqueeze(1)) & (last >= 0).unsqueeze(1)
+        return match.masked_fill(~in_goal, -1)
 
     def encode(
         self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -637,7 +760,10 @@ class PolicyNet(nn.Module):
             before = torch.full_like(input_ids[:, :1], self.pad_id)
             prev_text = torch.cat([before, input_ids[:, :-1]], dim=1)
             prev = torch.cat([torch.full_like(no_copy, self.pad_id), prev_text], dim=1)
-            copy_ids = torch.stack([tokens, prev], dim=-1)
+            channels = [tokens, prev]
+            if getattr(self.t5, "copy_match", 0):
+                channels.append(torch.cat([no_copy, self._goal_ids(input_ids, text_ids)], dim=1))
+            copy_ids = torch.stack(channels, dim=-1)
         return BaseModelOutput(last_hidden_state=enc.last_hidden_state), mask, copy_ids
 
     def forward(
@@ -773,7 +899,11 @@ class PolicyModel:
                     raise FileNotFoundError(
                         f"policy T5 checkpoint path {str(root)!r} does not exist"
                     )
-                t5 = pointer_cls.from_pretrained(root, local_files_only=True)
+                pretrained_config = T5Config.from_pretrained(root, local_files_only=True)
+                pretrained_config.copy_match = config.copy_match if config.copy else 0
+                t5 = pointer_cls.from_pretrained(
+                    root, config=pretrained_config, local_files_only=True
+                )
                 if tokenizer is None:
                     tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
                 config = dataclasses.replace(config, d_model=int(t5.config.d_model))
@@ -797,6 +927,7 @@ class PolicyModel:
                     eos_token_id=int(tokenizer.eos_token_id),
                     decoder_start_token_id=int(tokenizer.pad_token_id),
                 )
+                t5_config.copy_match = config.copy_match if config.copy else 0
                 t5 = pointer_cls(t5_config)
             if len(tokenizer) > t5.config.vocab_size:
                 t5.resize_token_embeddings(len(tokenizer))
@@ -808,6 +939,7 @@ class PolicyModel:
             pad_id=int(tokenizer.pad_token_id),
             eos_id=int(tokenizer.eos_token_id),
         )
+        net.set_copy_vocab(tokenizer)
         return cls(
             config,
             net,
@@ -942,6 +1074,7 @@ class PolicyModel:
         tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
         tokenizer.padding_side = "right"
         t5_config = T5Config.from_dict(json.loads((root / T5_CONFIG_FILE).read_text()))
+        t5_config.copy_match = config.copy_match if config.copy else 0
         t5 = _pointer_t5_class()(t5_config)
         image, frozen = cls._image_module(config)
         net = PolicyNet(
@@ -951,6 +1084,7 @@ class PolicyModel:
             pad_id=int(tokenizer.pad_token_id),
             eos_id=int(tokenizer.eos_token_id),
         )
+        net.set_copy_vocab(tokenizer)
         missing, unexpected = load_model(net, str(root / WEIGHTS_FILE), strict=False)
         if missing or unexpected:
             raise ValueError(
