@@ -1,0 +1,91 @@
+"""Where an evaluation's successes and failures come from: success per task kind, and what the
+policy typed into web goals' search boxes.
+
+Why: a Web Shopping success rate mixes three task kinds (go to a site, search it, open the first
+result) and two skills, choosing the next move and typing the query. The quickstart's test
+split has 16 episodes of each kind per method; the kinds tell which part of the table a method
+wins, and the typed texts tell whether a search failed by its moves or by a garbled query
+("oral-brush" for 'oral-b electric toothbrush'), which is the copy head's job
+(``digiq.models.policy``, ``copy_match``).
+
+Reads each folder's ``results.jsonl`` (written by ``digiq-eval``). For every episode whose goal
+has a query, every TYPE action's text is counted as ``query`` (exactly the goal's query),
+``site`` (exactly the goal's site, the first step of a web goal) or ``other``;
+``query_exact`` = query / (query + other).
+
+Usage: .venv/bin/python benchmarks/eval_breakdown.py OUT/eval/behaviour OUT/eval/digiq ...
+Prints JSON, one entry per folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from android.actions import ActionParseError, ActionType, parse_autoui  # noqa: E402
+
+
+def breakdown(eval_dir: Path) -> dict[str, object]:
+    """Success per goal kind and the typed-text counts of one evaluation folder."""
+    path = eval_dir / "results.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"{eval_dir}: no results.jsonl (not a digiq-eval output folder)")
+    successes: Counter[str] = Counter()
+    episodes: Counter[str] = Counter()
+    typed: Counter[str] = Counter()
+    unparsed = 0
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"{path}:{number}: not JSON ({exc})") from exc
+        goal = row.get("goal") or {}
+        kind = str(goal.get("kind", "unknown"))
+        episodes[kind] += 1
+        successes[kind] += bool(row.get("success"))
+        query, site = goal.get("query"), goal.get("site")
+        if not query:
+            continue
+        for text in row.get("actions", []):
+            try:
+                action = parse_autoui(text)
+            except ActionParseError:
+                unparsed += 1
+                continue
+            if action.action_type != ActionType.TYPE or not action.typed_text:
+                continue
+            if action.typed_text == query:
+                typed["query"] += 1
+            elif site and action.typed_text == site:
+                typed["site"] += 1
+            else:
+                typed["other"] += 1
+    total = sum(episodes.values())
+    attempts = typed["query"] + typed["other"]
+    return {
+        "eval": str(eval_dir),
+        "episodes": total,
+        "success": round(sum(successes.values()) / total, 4) if total else None,
+        "by_kind": {k: f"{successes[k]}/{episodes[k]}" for k in sorted(episodes)},
+        "typed": {k: typed[k] for k in ("query", "site", "other")},
+        "query_exact": round(typed["query"] / attempts, 3) if attempts else None,
+        "unparsed_actions": unparsed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("eval_dirs", nargs="+", type=Path, help="digiq-eval output folders")
+    args = parser.parse_args()
+    print(json.dumps([breakdown(d) for d in args.eval_dirs], indent=1))
+
+
+if __name__ == "__main__":
+    main()
