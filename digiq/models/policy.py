@@ -218,6 +218,11 @@ class PolicyConfig:
             )
 
     @property
+    def span_match(self) -> int:
+        """The copy head's span-match length in effect (0 without a copy head)."""
+        return int(self.copy_match) if self.copy else 0
+
+    @property
     def cnn_stride(self) -> int:
         """Total stride of the grid CNN: 4 (patchify stage) x 2 per further stage."""
         return 4 * 2 ** (len(self.cnn_channels) - 1)
@@ -634,9 +639,10 @@ def _pointer_t5_class() -> type:
             decoder_input_ids: torch.Tensor | None,
             prefix_ids: torch.Tensor | None = None,
         ) -> torch.Tensor:
-            # copy_ids [B, S, 2]: per encoder position the token id (-1 where nothing may be
-            # copied: image tokens, padding) and the id of the token before it. Computed in
-            # fp32 (autocast off) for a stable log of a mixture.
+            # copy_ids [B, S, 2 or 3]: per encoder position the token id (-1 where nothing may
+            # be copied: image tokens, padding), the id of the token before it and, with the
+            # span-match bias, its match class (-1 outside the goal). Computed in fp32
+            # (autocast off) for a stable log of a mixture.
             with torch.autocast(device_type=logits.device.type, enabled=False):
                 return self._mix_copy_fp32(
                     logits, hidden, enc, copy_ids, decoder_input_ids, prefix_ids
@@ -708,9 +714,8 @@ class PolicyNet(nn.Module):
         self.copy = copy
         self.pad_id = pad_id
         self.eos_id = eos_id
-        # (id of " Goal", id of ":") and the quote ids: the span-match bias's goal and quotes
+        # (id of " Goal", id of ":"): where the span-match bias's goal starts (set_copy_vocab)
         self.goal_marker: tuple[int, int] | None = None
-        self.quote_ids: list[int] = []
 
     def set_copy_vocab(self, tokenizer: Any) -> None:
         """Read the goal marker and the quote tokens from ``tokenizer`` (span-match bias)."""
@@ -719,10 +724,9 @@ class PolicyNet(nn.Module):
         self.goal_marker = None if unk in goal or None in goal else (goal[0], goal[1])
         openings = [t for t in autoui_added_tokens() if t.endswith('"typed_text": "')]
         quotes = {tokenizer.convert_tokens_to_ids(t) for t in ["'", '"', 'Ġ"', "Ġ'", *openings]}
-        self.quote_ids = sorted(int(i) for i in quotes if i is not None and i != unk)
         if hasattr(self.t5, "set_copy_classes"):
             size = max(len(tokenizer), int(self.t5.get_input_embeddings().num_embeddings))
-            self.t5.set_copy_classes(self.quote_ids, size)
+            self.t5.set_copy_classes(sorted(i for i in quotes if i is not None and i != unk), size)
 
     def _goal_ids(self, input_ids: torch.Tensor, text_ids: torch.Tensor) -> torch.Tensor:
         """``text_ids`` (match classes) where the position is in the goal, -1 elsewhere."""
@@ -900,7 +904,7 @@ class PolicyModel:
                         f"policy T5 checkpoint path {str(root)!r} does not exist"
                     )
                 pretrained_config = T5Config.from_pretrained(root, local_files_only=True)
-                pretrained_config.copy_match = config.copy_match if config.copy else 0
+                pretrained_config.copy_match = config.span_match
                 t5 = pointer_cls.from_pretrained(
                     root, config=pretrained_config, local_files_only=True
                 )
@@ -927,7 +931,7 @@ class PolicyModel:
                     eos_token_id=int(tokenizer.eos_token_id),
                     decoder_start_token_id=int(tokenizer.pad_token_id),
                 )
-                t5_config.copy_match = config.copy_match if config.copy else 0
+                t5_config.copy_match = config.span_match
                 t5 = pointer_cls(t5_config)
             if len(tokenizer) > t5.config.vocab_size:
                 t5.resize_token_embeddings(len(tokenizer))
@@ -1074,7 +1078,7 @@ class PolicyModel:
         tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
         tokenizer.padding_side = "right"
         t5_config = T5Config.from_dict(json.loads((root / T5_CONFIG_FILE).read_text()))
-        t5_config.copy_match = config.copy_match if config.copy else 0
+        t5_config.copy_match = config.span_match
         t5 = _pointer_t5_class()(t5_config)
         image, frozen = cls._image_module(config)
         net = PolicyNet(
