@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from digiq.policy_agent import EVAL_TEMPERATURE
 from trajectories.manifest import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -101,13 +102,6 @@ class Scale:
     demo_noise: float
     behaviour_steps: int
     offline_episodes: int
-    # Sampling temperature of the behaviour policy's offline rollouts. 0.8 at every scale: the
-    # published evaluation temperature, so the data come from exactly the policy that the
-    # table's behaviour row evaluates ("better than the data's policy" compares like with
-    # like). Until 2026-11-23 the data were sampled at 1.0, a weaker policy than the row
-    # (offline success 22-30% against 37-57% at 0.8 with the same six behaviour policies; README,
-    # "Offline data at the evaluation temperature").
-    offline_temperature: float
     num_candidates: int
     critic_steps: int
     repr_epochs: float
@@ -130,6 +124,13 @@ class Scale:
     extraction_lr: float
     preset: str = "tiny"
     max_steps: int | None = None  # episode step budget (None: the task set's default)
+    # Sampling temperature of the behaviour policy's offline rollouts: the evaluation
+    # temperature (EVAL_TEMPERATURE, the published 0.8), so the data come from exactly the
+    # policy that the table's behaviour row evaluates ("better than the data's policy" compares
+    # like with like). Until 2026-11-23 the data were sampled at 1.0, a weaker policy than the
+    # row (offline success 22-30% against 37-57% with the same six behaviour policies; README,
+    # Quickstart, "What it measures now").
+    offline_temperature: float = EVAL_TEMPERATURE
     # Candidate sampling temperature. Published: 1.2. The tiny copy-head policy garbles the
     # typed query at 1.2 (measured: 46 of 58 Best-of-N TYPE targets typed text not in the goal;
     # at 1.0, 35 of 71, and Digi-Q 41.7% instead of 27.1% on the same data; README).
@@ -165,7 +166,6 @@ SCALES: dict[str, Scale] = {
         demo_noise=0.3,
         behaviour_steps=40,
         offline_episodes=4,
-        offline_temperature=0.8,
         num_candidates=2,
         critic_steps=10,
         repr_epochs=1,
@@ -184,7 +184,6 @@ SCALES: dict[str, Scale] = {
         demo_noise=1.0,
         behaviour_steps=400,
         offline_episodes=100,
-        offline_temperature=0.8,
         num_candidates=4,
         bestofn_threshold=0.10,
         critic_steps=800,
@@ -204,7 +203,6 @@ SCALES: dict[str, Scale] = {
         demo_noise=1.0,
         behaviour_steps=4000,
         offline_episodes=1296,
-        offline_temperature=0.8,
         num_candidates=16,
         critic_steps=4000,
         repr_epochs=3,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from digiq.policy_agent import EVAL_TEMPERATURE
 from digiq.quickstart import (
     METHODS,
     RECORD_FILE,
@@ -111,6 +112,20 @@ def test_critic_target_reaches_the_digiq_critic_and_the_mc_ablation_keeps_mc(
     mc = steps["digiq-mc"].commands[0]
     assert mc[mc.index("--target") + 1] == "mc"
     assert stage_config(merge_config(file_config, {"target": "mc"}), "critic")["target"] == "mc"
+
+
+def test_offline_data_come_from_the_evaluated_behaviour_policy(tmp_path: Path) -> None:
+    # The offline rollouts sample at the temperature the behaviour row is evaluated at, so the
+    # table's "behaviour" is the data's policy (README, Quickstart, "What it measures now").
+    for name, scale in SCALES.items():
+        steps = {s.name: s for s in plan_steps(tmp_path / name, scale)}
+        offline = steps["offline"].commands[0]
+        evaluated = steps["eval-behaviour"].commands[0]
+        behaviour = evaluated[evaluated.index("--agent") + 1]
+        assert "?" not in behaviour, name  # evaluated at the agent's default, EVAL_TEMPERATURE
+        assert (
+            offline[offline.index("--agent") + 1] == f"{behaviour}?temperature={EVAL_TEMPERATURE}"
+        )
 
 
 def test_bestofn_threshold_reaches_the_policy_stage_only_where_a_scale_sets_it(
