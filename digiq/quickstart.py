@@ -700,10 +700,13 @@ def run_quickstart(
     try:
         for batch in _batches(steps, until):
             bar.set_postfix_str(" + ".join(step.name for step in batch))
-            if len(batch) == 1:
-                _run_step(out, batch[0], record, env, echo)
-            else:
-                _run_group(out, batch, record, env, echo)
+            try:
+                if len(batch) == 1:
+                    _run_step(out, batch[0], record, env, echo)
+                else:
+                    _run_group(out, batch, record, env, echo)
+            finally:
+                _keep_plan_order(out, record, names)
             bar.update(len(batch))
             if until in (step.name for step in batch):
                 return record
@@ -712,6 +715,18 @@ def run_quickstart(
     finally:
         bar.close()
     return record
+
+
+def _keep_plan_order(out: Path, record: dict[str, Any], names: Sequence[str]) -> None:
+    """List the record's steps in the plan's order: the steps of a group enter it in whatever
+    order their threads start, and readers (and a resumed run's record) should not depend on
+    that race."""
+    steps = record["steps"]
+    ordered = {name: steps[name] for name in names if name in steps}
+    ordered.update((name, entry) for name, entry in steps.items() if name not in ordered)
+    if list(ordered) != list(steps):
+        record["steps"] = ordered
+        _write_record(out, record)
 
 
 def _batches(steps: Sequence[Step], until: str | None) -> list[list[Step]]:

@@ -22,6 +22,7 @@ from digiq.quickstart import (
     QuickstartError,
     Step,
     _batches,
+    _keep_plan_order,
     _run_group,
     plan_steps,
     run_quickstart,
@@ -213,6 +214,17 @@ def test_a_group_runs_its_steps_at_the_same_time_and_records_each(tmp_path: Path
     )
     saved = json.loads((tmp_path / RECORD_FILE).read_text())
     assert saved["groups"]["g"]["steps"] == ["a", "b"]
+
+
+def test_the_record_lists_steps_in_plan_order_whichever_thread_started_first(
+    tmp_path: Path,
+) -> None:
+    # The steps of a group enter the record when their threads start, in any order.
+    record: dict = {"steps": {"demos": {"status": "done"}, "eval-b": {}, "eval-a": {}}}
+    _keep_plan_order(tmp_path, record, ["demos", "eval-a", "eval-b", "report"])
+    assert list(record["steps"]) == ["demos", "eval-a", "eval-b"]
+    saved = json.loads((tmp_path / RECORD_FILE).read_text())
+    assert list(saved["steps"]) == ["demos", "eval-a", "eval-b"]
 
 
 def test_a_failing_step_of_a_group_is_reported_after_the_others_finish(tmp_path: Path) -> None:
