@@ -11,7 +11,11 @@ wins, and the typed texts tell whether a search failed by its moves or by a garb
 Reads each folder's ``results.jsonl`` (written by ``digiq-eval``). For every episode whose goal
 has a query, every TYPE action's text is counted as ``query`` (exactly the goal's query),
 ``site`` (exactly the goal's site, the first step of a web goal) or ``other``;
-``query_exact`` = query / (query + other).
+``query_exact`` = query / (query + other). ``after_query``: what the policy did right after it
+first typed the exact query and pressed ENTER, in open-the-first-result episodes (on the results
+page, where the next move decides them), the five most common next actions: it tells a
+policy that opens a result from one that taps the search box again (the results page and the
+shop's home page both follow PRESS_ENTER; README, "Two previous actions").
 
 Usage: .venv/bin/python benchmarks/eval_breakdown.py OUT/eval/behaviour OUT/eval/digiq ...
 Prints JSON, one entry per folder.
@@ -38,6 +42,7 @@ def breakdown(eval_dir: Path) -> dict[str, object]:
     successes: Counter[str] = Counter()
     episodes: Counter[str] = Counter()
     typed: Counter[str] = Counter()
+    after_query: Counter[str] = Counter()
     unparsed = 0
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
@@ -53,12 +58,18 @@ def breakdown(eval_dir: Path) -> dict[str, object]:
         query, site = goal.get("query"), goal.get("site")
         if not query:
             continue
+        actions = []
         for text in row.get("actions", []):
             try:
                 action = parse_autoui(text)
             except ActionParseError:
                 unparsed += 1
                 continue
+            actions.append(action)
+        after = _after_query(actions, query) if kind == "select_first_result" else None
+        if after is not None:
+            after_query[after] += 1
+        for action in actions:
             if action.action_type != ActionType.TYPE or not action.typed_text:
                 continue
             if action.typed_text == query:
@@ -76,8 +87,25 @@ def breakdown(eval_dir: Path) -> dict[str, object]:
         "by_kind": {k: f"{successes[k]}/{episodes[k]}" for k in sorted(episodes)},
         "typed": {k: typed[k] for k in ("query", "site", "other")},
         "query_exact": round(typed["query"] / attempts, 3) if attempts else None,
+        "after_query": dict(after_query.most_common(5)),
         "unparsed_actions": unparsed,
     }
+
+
+def _after_query(actions: list, query: str) -> str | None:
+    """The action after the first exact typing of ``query`` followed by PRESS_ENTER, in short
+    form (``DUAL_POINT(y, x)`` with the point as the policy wrote it, or the action type)."""
+    for first, second, after in zip(actions, actions[1:], actions[2:], strict=False):
+        if (
+            first.action_type == ActionType.TYPE
+            and first.typed_text == query
+            and second.action_type == ActionType.PRESS_ENTER
+        ):
+            if after.action_type == ActionType.DUAL_POINT and after.touch_yx is not None:
+                y, x = after.touch_yx
+                return f"DUAL_POINT({y:.2f}, {x:.2f})"
+            return after.action_type.name
+    return None
 
 
 def main() -> None:

@@ -38,7 +38,8 @@ given on the command line overrides both): ``model_path``,
 ``policy_path``, ``behaviour_policy``, ``loss``, ``target``, ``threshold``,
 ``num_candidates``, ``temperature``, ``steps``, ``epochs``, ``lr``, ``batch_size``, ``lora``,
 ``ui_tree_text``, ``device``, ``seed``, ``candidates``, ``task_set``, ``progress``,
-``features_from``, ``clip_values``. ``ui_tree_text`` (true/false) overrides the preset's
+``features_from``, ``clip_values``, ``policy_history`` (a new ``bc`` policy's number of previous
+actions in its input text). ``ui_tree_text`` (true/false) overrides the preset's
 ``critic.ui_tree_text``: whether the features stage gives the critic the UI-tree inputs.
 ``clip_values`` (true/false, default true): the critic's scores are clipped to the interval
 the data's discounted returns can lie in (``digiq.critic.return_bounds``); false scores as the
@@ -103,6 +104,7 @@ CONFIG_KEYS = (
     "lr",
     "batch_size",
     "lora",
+    "policy_history",
     "ui_tree_text",
     "clip_values",
     "device",
@@ -522,6 +524,8 @@ def _policy_train_config(
         policy_path = config.get("policy_path")
         if policy_path and _is_saved_policy(policy_path):
             kwargs["init"] = str(policy_path)
+        if config.get("policy_history") is not None:
+            kwargs["policy_overrides"] = {"history": int(config["policy_history"])}
     else:
         kwargs["init"] = _behaviour_policy(config, "policy")
         kwargs["threshold"] = config.get("threshold")

@@ -18,7 +18,8 @@ works too. The evaluator's ``--agent-seed`` becomes ``seed``; ``--noise`` is ref
 policy's randomness is its temperature).
 
 Acting: the input text is :meth:`PolicyModel.input_text` (the last ``history`` executed actions
-+ the goal), the screen is the observation's screenshot; the sampled string is parsed with
++ the goal; by default the policy's own ``PolicyConfig.history``, what it was trained on), the
+screen is the observation's screenshot; the sampled string is parsed with
 :func:`android.actions.parse_autoui`; an unparseable one is returned as the INVALID action it
 parses to (the environment counts it as an invalid step, nothing is executed). By default the
 sampler is held to well-formed AutoUI strings where the policy's tokenizer can express that
@@ -124,14 +125,14 @@ class PolicyAgent:
         temperature: float = EVAL_TEMPERATURE,
         greedy: bool = False,
         seed: int = 0,
-        history: int = 1,
+        history: int | None = None,
         device: str | None = None,
         model: PolicyModel | None = None,
         grammar: bool = True,
     ) -> None:
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        if history < 0:
+        if history is not None and history < 0:
             raise ValueError(f"history must be >= 0, got {history}")
         from digiq.models.policy import PolicyModel
 
@@ -144,7 +145,8 @@ class PolicyAgent:
         self.temperature = float(temperature)
         self.greedy = bool(greedy) or self.temperature == 0.0
         self.seed = int(seed)
-        self.history = int(history)
+        # By default the policy acts on as many previous actions as it was trained on.
+        self.history = self.model.config.history if history is None else int(history)
         self.grammar = bool(grammar)
         self._episode_seed: int | None = None
 

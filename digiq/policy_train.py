@@ -711,6 +711,19 @@ class _Trainer:
             source = resolve_init(c.init)
             model = PolicyModel.load(source, device=c.device, precision=c.precision)
             log.info("%s: starting from the policy in %s", c.stage, source)
+            differ = {
+                k: v
+                for k, v in c.policy_overrides.items()
+                if k != "seed" and getattr(model.config, k, v) != v
+            }
+            if differ:
+                # A saved policy's inputs are fixed by its training: refuse, rather than
+                # silently train it on inputs of another shape.
+                raise ValueError(
+                    f"{c.stage}: the policy in {source} has "
+                    + ", ".join(f"{k}={getattr(model.config, k)!r}" for k in differ)
+                    + f"; policy_overrides {differ} apply to a new policy only"
+                )
         else:
             model = _new_model(c, buffer)
             log.info(

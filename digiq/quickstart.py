@@ -129,7 +129,7 @@ class Scale:
     # policy that the table's behaviour row evaluates ("better than the data's policy" compares
     # like with like). Until 2026-11-23 the data were sampled at 1.0, a weaker policy than the
     # row (offline success 22-30% against 37-57% with the same six behaviour policies; README,
-    # Quickstart, "What it measures now").
+    # Quickstart, "Offline data at the evaluation temperature").
     offline_temperature: float = EVAL_TEMPERATURE
     # Candidate sampling temperature. Published: 1.2. The tiny copy-head policy garbles the
     # typed query at 1.2 (measured: 46 of 58 Best-of-N TYPE targets typed text not in the goal;
@@ -153,6 +153,15 @@ class Scale:
     # of Filtered BC on all five), so ``small`` uses it (README, "V memorises the dataset
     # action"). ``full`` keeps the published "td": the paper's data repeat states enough.
     critic_target: str = "td"
+    # Previous actions in the policy's input text (``digiq-train bc --policy-history``).
+    # Published: the last one, kept at every scale. After PRESS_ENTER the last action alone
+    # does not tell a shop's home page (tap the search box next) from its results page (tap the
+    # first result next), and the extracted policies often tapped the search box on the results
+    # page. Two previous actions fixed that (first-result taps 37% -> 72% of Digi-Q's results
+    # pages) but garbled more typed queries (exact 76% -> 57%) and made the behaviour policy's
+    # data weaker; Digi-Q's lead over Filtered BC did not grow (qs50-qs56; README, "Two previous
+    # actions: tried, not adopted").
+    policy_history: int = 1
     notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -316,6 +325,8 @@ def plan_steps(
                     str(runs / "behaviour"),
                     "--steps",
                     str(scale.behaviour_steps),
+                    "--policy-history",
+                    str(scale.policy_history),
                     *common_train,
                     *(["--policy-path", policy_path] if policy_path else []),
                 )

@@ -170,6 +170,16 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Batch size of the training stage(s). [default: the preset's]",
         ),
         click.option(
+            "--policy-history",
+            type=click.IntRange(min=1),
+            default=None,
+            help="bc stage, a new policy: how many previous actions its input text lists "
+            "(the 'Previous Actions' of AutoUI's prompt). 2 tells a site's home page reached "
+            "by typing its address from a results page reached by typing a query, which both "
+            "follow PRESS_ENTER. A policy fine-tuned from another keeps that one's. "
+            "[default: 1, the published last action]",
+        ),
+        click.option(
             "--lora",
             is_flag=True,
             default=None,

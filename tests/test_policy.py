@@ -292,19 +292,46 @@ def test_a_policy_saved_before_the_span_match_bias_loads_without_it(
     tokenizer, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
-    old = PolicyModel.build(small_config(copy_match=0), tokenizer=tokenizer, precision="fp32")
+    old = PolicyModel.build(
+        small_config(copy_match=0, copy_source="input"), tokenizer=tokenizer, precision="fp32"
+    )
     path = old.save(tmp_path / "old")
     meta = json.loads((path / POLICY_JSON).read_text())
-    del meta["config"]["copy_match"]  # as written before the field existed
+    del meta["config"]["copy_match"]  # as written before the fields existed
+    del meta["config"]["copy_source"]
     (path / POLICY_JSON).write_text(json.dumps(meta))
     loaded = PolicyModel.load(path, precision="fp32")
     assert loaded.config.copy_match == 0 and not hasattr(loaded.net.t5, "copy_match_bias")
+    assert loaded.config.copy_source == "input" and loaded.net.copy_source == "input"
     texts = [old.input_text([], 'Search for "kraken"')]
     target = [to_autoui(Action.type("kraken"))]
     before = old.sequence_logprobs(old.prepare(screens(1), texts), target)
     assert torch.equal(before, loaded.sequence_logprobs(loaded.prepare(screens(1), texts), target))
     with pytest.raises(ValueError, match="copy_match"):
         small_config(copy_match=-1)
+
+
+def test_copy_source_goal_copies_from_the_goal_only(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    # The previous actions hold coordinates and an earlier typed text; a policy that copies
+    # from them can type "hot wheels0.1000" (README, "Two previous actions: tried, not adopted").
+    for source, history_copyable in (("goal", False), ("input", True)):
+        torch.manual_seed(0)
+        model = PolicyModel.build(
+            small_config(copy_source=source, history=2), tokenizer=tokenizer, precision="fp32"
+        )
+        text = model.input_text(
+            [Action.tap(0.2, 0.43), Action.type("ebay.com")], "Search for 'kraken'"
+        )
+        batch = model.prepare(screens(1), [text])
+        _, _, copy_ids = model._encode(batch)
+        ids = batch.input_ids[0].tolist()
+        tokens = model.tokenizer.convert_ids_to_tokens(ids)
+        goal_at = tokens.index(":", tokens.index("ĠGoal")) + 1
+        copyable = copy_ids[0, -len(ids) :, 0].tolist()
+        assert (max(copyable[:goal_at]) >= 0) == history_copyable, source
+        assert min(copyable[goal_at:-1]) >= 0, source  # the goal's tokens (not EOS)
+    with pytest.raises(ValueError, match="copy_source"):
+        small_config(copy_source="everything")
 
 
 # ------------------------------------------------------------------------------- learning
@@ -495,3 +522,31 @@ def test_agent_spec_turns_the_grammar_off() -> None:
         "RUN",
         {"grammar": True, "temperature": 1.0},
     )
+
+
+def test_the_agent_acts_on_as_many_previous_actions_as_its_policy_was_trained_on(
+    tokenizer,  # type: ignore[no-untyped-def]
+) -> None:
+    from android.actions import parse_autoui
+    from digiq.policy_agent import PolicyAgent
+    from eval.agents.base import AgentStep
+    from eval.tasks import load_task_set
+
+    torch.manual_seed(0)
+    model = PolicyModel.build(small_config(history=2), tokenizer=tokenizer, precision="fp32")
+    steps = [
+        AgentStep(step=i + 1, observation=None, action=parse_autoui(a))  # type: ignore[arg-type]
+        for i, a in enumerate(
+            [
+                '"action_type": "TYPE", "touch_point": "[-1.0, -1.0]", '
+                '"lift_point": "[-1.0, -1.0]", "typed_text": "ebay.com"',
+                '"action_type": "PRESS_ENTER", "touch_point": "[-1.0, -1.0]", '
+                '"lift_point": "[-1.0, -1.0]", "typed_text": ""',
+            ]
+        )
+    ]
+    task = load_task_set("webshop", "test")[0]
+    trained = PolicyAgent("policy", model=model)._input_text(task, steps)
+    assert "ebay.com" in trained.split("Goal:")[0] and "PRESS_ENTER" in trained
+    one = PolicyAgent("policy", model=model, history=1)._input_text(task, steps)
+    assert "ebay.com" not in one.split("Goal:")[0] and "PRESS_ENTER" in one

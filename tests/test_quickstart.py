@@ -61,6 +61,9 @@ def test_plan_names_every_step_and_uses_the_scale(tmp_path: Path) -> None:
     assert demos[demos.index("--episodes") + 1] == str(scale.demo_episodes)
     assert demos[demos.index("--noise") + 1] == str(scale.demo_noise)
     assert demos[demos.index("--split") + 1] == "train"
+    behaviour = by_name["behaviour"].commands[0]
+    assert behaviour[behaviour.index("--policy-history") + 1] == str(scale.policy_history)
+    assert all(s.policy_history == 1 for s in SCALES.values())  # the published last action
     offline = by_name["offline"].commands[0]
     assert offline[offline.index("--agent") + 1].startswith(str(tmp_path / "runs" / "behaviour"))
     mc = by_name["digiq-mc"].commands
@@ -349,6 +352,9 @@ def test_tiny_quickstart_interrupted_then_resumed_writes_every_output(
     assert record["groups"]["evaluations"]["steps"] == [f"eval-{m}" for m in METHODS][1:]
     assert record["groups"]["behaviour-rollouts"]["steps"] == ["eval-behaviour", "offline"]
 
+    for policy in ("behaviour/bc", "filtered-bc/bc", "digiq/policy", "digiq-mc/policy"):
+        saved = json.loads((out / "runs" / policy / "digiq_policy.json").read_text())
+        assert saved["config"]["history"] == SCALES["tiny"].policy_history, policy
     stages = json.loads((out / "runs" / "digiq" / "stages.json").read_text())["stages"]
     assert stages["candidates"]["metrics"]["temperature"] == SCALES["tiny"].candidate_temperature
     assert stages["critic"]["metrics"]["steps"] == SCALES["tiny"].critic_steps

@@ -198,6 +198,34 @@ def test_bc_through_the_cli_then_the_agent_loads_it(dataset: Path, tmp_path: Pat
     assert read_stages(run)["stages"]["bc"]["attempts"] == 1
 
 
+def test_policy_history_makes_a_new_policy_list_that_many_previous_actions(
+    dataset: Path, bc_run: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "h2"
+    config = tmp_path / "bc.yaml"
+    config.write_text("batch_size: 4\nbc:\n  steps: 2\n")
+    result = invoke(
+        "bc", "--data", str(dataset), "--out", str(run), "--config", str(config),
+        "--policy-history", "2", "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    model = PolicyModel.load(run / "bc")
+    assert model.config.history == 2
+    register()
+    assert load_agent(str(run)).history == 2  # acts on what it was trained on
+    # A saved policy keeps its own inputs: asking for others is refused, naming both.
+    assert PolicyModel.load(bc_run / "bc").config.history == 1
+    refused = CliRunner().invoke(
+        train_group,
+        [
+            "bc", "--data", str(dataset), "--out", str(tmp_path / "ft"), "--config", str(config),
+            "--policy-path", str(bc_run / "bc"), "--policy-history", "2", "--no-progress",
+        ],
+    )  # fmt: skip
+    assert refused.exit_code != 0
+    assert "history=1" in refused.output and "new policy only" in refused.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

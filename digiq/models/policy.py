@@ -43,7 +43,10 @@ Architecture (why each piece is there):
   continues into the goal's closing quote, the query is complete: a learned term (initially
   +4) then pushes the gate towards generating, which writes the typed text's closing quote.
   It is the exact-match form of pointer networks' location-based attention; the bias starts at
-  ``4 * length`` and is trained with the rest.
+  ``4 * length`` and is trained with the rest. ``copy_source="goal"`` lets the head copy only
+  the goal's tokens, not the previous actions' coordinates and typed texts ("hot wheels0.1000");
+  the default, "input", copies from the whole input text (README, "Two previous actions:
+  tried, not adopted").
   The model's ``logits`` are then
   ``log p`` (already normalised), so generation, temperature and teacher forcing treat it like
   any T5. Input and output embeddings are tied (T5's default).
@@ -137,6 +140,7 @@ POLICY_FORMAT = "digiq-policy-1"
 WEIGHTS_FILE = "model.safetensors"
 T5_CONFIG_FILE = "t5_config.json"
 IMAGE_MODES = ("grid-cnn", "frozen")
+COPY_SOURCES = ("goal", "input")
 ImageLike = Image.Image | np.ndarray
 
 # Letter runs, digit runs and single punctuation characters, each with its leading space if
@@ -183,6 +187,11 @@ class PolicyConfig:
     # Longest span-match the copy head's bias looks at (0: none; see the module docstring).
     # Policies saved before it existed load with 0.
     copy_match: int = 6
+    # Where the copy head may copy from: "input" (every text token, previous actions included:
+    # their coordinates and typed texts) or "goal" (the text after the last "Goal:"; typed
+    # text in AitW tasks is the goal's query or site). "goal" was tried in one quickstart run
+    # (qs56) and is not the default (README, "Two previous actions: tried, not adopted").
+    copy_source: str = "input"
     max_input_tokens: int = 160
     max_target_tokens: int = 48
     round_coordinates: int | None = 2
@@ -210,6 +219,10 @@ class PolicyConfig:
                 raise ValueError(f"PolicyConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.max_input_tokens < 8 or self.max_target_tokens < 8:
             raise ValueError("PolicyConfig.max_input_tokens / max_target_tokens must be >= 8")
+        if self.copy_source not in COPY_SOURCES:
+            raise ValueError(
+                f"PolicyConfig.copy_source must be one of {COPY_SOURCES}, got {self.copy_source!r}"
+            )
         if not 0 <= int(self.copy_match) <= 16:
             raise ValueError(f"PolicyConfig.copy_match must be 0..16, got {self.copy_match}")
         if self.round_coordinates is not None and not 1 <= self.round_coordinates <= 4:
@@ -251,7 +264,8 @@ class PolicyConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown PolicyConfig fields {unknown}")
-        data = {"copy_match": 0, **data}  # saved before the field existed: no match bias
+        # Saved before the fields existed: no match bias, copies from the whole input.
+        data = {"copy_match": 0, "copy_source": "input", **data}
         return cls(**data)
 
 
@@ -706,12 +720,20 @@ class PolicyNet(nn.Module):
     """
 
     def __init__(
-        self, t5: nn.Module, image: nn.Module, *, copy: bool, pad_id: int, eos_id: int
+        self,
+        t5: nn.Module,
+        image: nn.Module,
+        *,
+        copy: bool,
+        pad_id: int,
+        eos_id: int,
+        copy_source: str = "input",
     ) -> None:
         super().__init__()
         self.t5 = t5
         self.image = image
         self.copy = copy
+        self.copy_source = copy_source
         self.pad_id = pad_id
         self.eos_id = eos_id
         # (id of " Goal", id of ":"): where the span-match bias's goal starts (set_copy_vocab)
@@ -728,19 +750,24 @@ class PolicyNet(nn.Module):
             size = max(len(tokenizer), int(self.t5.get_input_embeddings().num_embeddings))
             self.t5.set_copy_classes(sorted(i for i in quotes if i is not None and i != unk), size)
 
-    def _goal_ids(self, input_ids: torch.Tensor, text_ids: torch.Tensor) -> torch.Tensor:
-        """``text_ids`` (match classes) where the position is in the goal, -1 elsewhere."""
-        classes = self.t5.copy_class
-        match = classes[input_ids.clamp(max=classes.shape[0] - 1)].masked_fill(text_ids < 0, -1)
+    def _in_goal(self, input_ids: torch.Tensor) -> torch.Tensor | None:
+        """``[B, S]`` True after the last "Goal:" of each row (all False in a row without one);
+        None when the tokenizer has no goal marker."""
         if self.goal_marker is None:
-            return match
+            return None
         g, colon = self.goal_marker
         marker = torch.zeros_like(input_ids, dtype=torch.bool)
         marker[:, 1:] = (input_ids[:, :-1] == g) & (input_ids[:, 1:] == colon)
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         last = torch.where(marker, positions, torch.full_like(positions, -1)).amax(dim=1)
-        in_goal = (positions.unsqueeze(0) > last.unsqueeze(1)) & (last >= 0).unsqueeze(1)
-        return match.masked_fill(~in_goal, -1)
+        return (positions.unsqueeze(0) > last.unsqueeze(1)) & (last >= 0).unsqueeze(1)
+
+    def _goal_ids(self, input_ids: torch.Tensor, text_ids: torch.Tensor) -> torch.Tensor:
+        """``text_ids`` (match classes) where the position is in the goal, -1 elsewhere."""
+        classes = self.t5.copy_class
+        match = classes[input_ids.clamp(max=classes.shape[0] - 1)].masked_fill(text_ids < 0, -1)
+        in_goal = self._in_goal(input_ids)
+        return match if in_goal is None else match.masked_fill(~in_goal, -1)
 
     def encode(
         self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -760,7 +787,14 @@ class PolicyNet(nn.Module):
             no_copy = torch.full((b, k), -1, dtype=torch.long, device=input_ids.device)
             text_ids = input_ids.masked_fill(attention_mask == 0, -1)
             text_ids = text_ids.masked_fill(text_ids == self.eos_id, -1)
-            tokens = torch.cat([no_copy, text_ids], dim=1)
+            copyable = text_ids
+            if self.copy_source == "goal":
+                in_goal = self._in_goal(input_ids)
+                if in_goal is not None:
+                    # A row without a goal marker keeps its whole input (nothing else to copy).
+                    in_goal = in_goal | ~in_goal.any(dim=1, keepdim=True)
+                    copyable = text_ids.masked_fill(~in_goal, -1)
+            tokens = torch.cat([no_copy, copyable], dim=1)
             before = torch.full_like(input_ids[:, :1], self.pad_id)
             prev_text = torch.cat([before, input_ids[:, :-1]], dim=1)
             prev = torch.cat([torch.full_like(no_copy, self.pad_id), prev_text], dim=1)
@@ -942,6 +976,7 @@ class PolicyModel:
             copy=config.copy,
             pad_id=int(tokenizer.pad_token_id),
             eos_id=int(tokenizer.eos_token_id),
+            copy_source=config.copy_source,
         )
         net.set_copy_vocab(tokenizer)
         return cls(
@@ -1087,6 +1122,7 @@ class PolicyModel:
             copy=config.copy,
             pad_id=int(tokenizer.pad_token_id),
             eos_id=int(tokenizer.eos_token_id),
+            copy_source=config.copy_source,
         )
         net.set_copy_vocab(tokenizer)
         missing, unexpected = load_model(net, str(root / WEIGHTS_FILE), strict=False)
