@@ -129,7 +129,7 @@ class Scale:
     # policy that the table's behaviour row evaluates ("better than the data's policy" compares
     # like with like). Until 2026-11-23 the data were sampled at 1.0, a weaker policy than the
     # row (offline success 22-30% against 37-57% with the same six behaviour policies; README,
-    # Quickstart, "Offline data at the evaluation temperature").
+    # Quickstart, "What it measures now").
     offline_temperature: float = EVAL_TEMPERATURE
     # Candidate sampling temperature. Published: 1.2. The tiny copy-head policy garbles the
     # typed query at 1.2 (measured: 46 of 58 Best-of-N TYPE targets typed text not in the goal;
