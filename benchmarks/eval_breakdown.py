@@ -31,7 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from android.actions import ActionParseError, ActionType, parse_autoui  # noqa: E402
+from android.actions import Action, ActionType, parse_autoui  # noqa: E402
+from eval.results import ResultsFileError, latest_results, read_results  # noqa: E402
 
 
 def breakdown(eval_dir: Path) -> dict[str, object]:
@@ -39,33 +40,24 @@ def breakdown(eval_dir: Path) -> dict[str, object]:
     path = eval_dir / "results.jsonl"
     if not path.is_file():
         raise SystemExit(f"{eval_dir}: no results.jsonl (not a digiq-eval output folder)")
+    try:
+        results = latest_results(read_results(path))
+    except ResultsFileError as exc:
+        raise SystemExit(str(exc)) from exc
     successes: Counter[str] = Counter()
     episodes: Counter[str] = Counter()
     typed: Counter[str] = Counter()
     after_query: Counter[str] = Counter()
     unparsed = 0
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SystemExit(f"{path}:{number}: not JSON ({exc})") from exc
-        goal = row.get("goal") or {}
-        kind = str(goal.get("kind", "unknown"))
+    for result in results:
+        kind = str(result.goal.get("kind", "unknown"))
         episodes[kind] += 1
-        successes[kind] += bool(row.get("success"))
-        query, site = goal.get("query"), goal.get("site")
+        successes[kind] += bool(result.success)
+        query, site = result.goal.get("query"), result.goal.get("site")
         if not query:
             continue
-        actions = []
-        for text in row.get("actions", []):
-            try:
-                action = parse_autoui(text)
-            except ActionParseError:
-                unparsed += 1
-                continue
-            actions.append(action)
+        actions = [parse_autoui(text) for text in result.actions]  # never raises
+        unparsed += sum(not action.is_valid for action in actions)
         after = _after_query(actions, query) if kind == "select_first_result" else None
         if after is not None:
             after_query[after] += 1
@@ -92,7 +84,7 @@ def breakdown(eval_dir: Path) -> dict[str, object]:
     }
 
 
-def _after_query(actions: list, query: str) -> str | None:
+def _after_query(actions: list[Action], query: str) -> str | None:
     """The action after the first exact typing of ``query`` followed by PRESS_ENTER, in short
     form (``DUAL_POINT(y, x)`` with the point as the policy wrote it, or the action type)."""
     for first, second, after in zip(actions, actions[1:], actions[2:], strict=False):

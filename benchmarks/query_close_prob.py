@@ -33,33 +33,35 @@ from PIL import Image  # noqa: E402
 from android.actions import Action, ActionType, parse_autoui  # noqa: E402
 from digiq.models.policy import PolicyModel  # noqa: E402
 from digiq.policy_train import resolve_init  # noqa: E402
+from eval.results import EpisodeResult, ResultsFileError, latest_results, read_results  # noqa: E402
 
 
 def query_states(eval_dir: Path) -> list[tuple[Path, list[Action], str, str]]:
     """(screenshot, previous actions, instruction, query) of every state of a query goal where
     the policy typed a text that is not the goal's site."""
+    states = []
+    for result in _results(eval_dir):
+        query, site = result.goal.get("query"), result.goal.get("site")
+        if not query:
+            continue
+        actions = [parse_autoui(text) for text in result.actions]
+        for index, action in enumerate(actions):
+            if action.action_type == ActionType.TYPE and action.typed_text not in ("", site):
+                screen = eval_dir / result.artifacts / f"step-{index:02d}.png"
+                if result.artifacts and screen.is_file():
+                    states.append((screen, actions[:index], result.task, query))
+    return states
+
+
+def _results(eval_dir: Path) -> list[EpisodeResult]:
+    """The evaluation's episodes (the last record of each), or exit naming the folder."""
     path = eval_dir / "results.jsonl"
     if not path.is_file():
         raise SystemExit(f"{eval_dir}: no results.jsonl (not a digiq-eval output folder)")
-    states = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SystemExit(f"{path}:{number}: not JSON ({exc})") from exc
-        goal = row.get("goal") or {}
-        query, site = goal.get("query"), goal.get("site")
-        if not query:
-            continue
-        actions = [parse_autoui(text) for text in row.get("actions", [])]
-        for index, action in enumerate(actions):
-            if action.action_type == ActionType.TYPE and action.typed_text not in ("", site):
-                screen = eval_dir / "episodes" / row["episode_id"] / f"step-{index:02d}.png"
-                if screen.is_file():
-                    states.append((screen, actions[:index], row["task"], query))
-    return states
+    try:
+        return latest_results(read_results(path))
+    except ResultsFileError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def close_probabilities(policy_dir: Path, eval_dir: Path) -> dict[str, object]:
@@ -68,7 +70,10 @@ def close_probabilities(policy_dir: Path, eval_dir: Path) -> dict[str, object]:
     states = query_states(eval_dir)
     if not states:
         return {"policy": str(policy_dir), "eval": str(eval_dir), "states": 0}
-    images = [Image.open(s[0]).convert("RGB") for s in states]
+    images = []
+    for state in states:
+        with Image.open(state[0]) as image:
+            images.append(image.convert("RGB"))
     texts = [model.input_text(s[1], s[2]) for s in states]
     targets = [
         model.target_text(Action(action_type=ActionType.TYPE, typed_text=s[3])) for s in states
