@@ -325,10 +325,14 @@ def plan_steps(
                     str(runs / "behaviour"),
                     "--steps",
                     str(scale.behaviour_steps),
-                    "--policy-history",
-                    str(scale.policy_history),
                     *common_train,
-                    *(["--policy-path", policy_path] if policy_path else []),
+                    # A given policy keeps the input it was trained with; a new one gets the
+                    # scale's (asking a saved policy for another history is refused).
+                    *(
+                        ["--policy-path", policy_path]
+                        if policy_path
+                        else ["--policy-history", str(scale.policy_history)]
+                    ),
                 )
             ],
             outputs=[str(runs / "behaviour")],

@@ -64,6 +64,9 @@ def test_plan_names_every_step_and_uses_the_scale(tmp_path: Path) -> None:
     behaviour = by_name["behaviour"].commands[0]
     assert behaviour[behaviour.index("--policy-history") + 1] == str(scale.policy_history)
     assert all(s.policy_history == 1 for s in SCALES.values())  # the published last action
+    given = plan_steps(tmp_path, scale, policy_path="/some/policy")
+    given_bc = {s.name: s for s in given}["behaviour"].commands[0]
+    assert "--policy-path" in given_bc and "--policy-history" not in given_bc  # keeps its own
     offline = by_name["offline"].commands[0]
     assert offline[offline.index("--agent") + 1].startswith(str(tmp_path / "runs" / "behaviour"))
     mc = by_name["digiq-mc"].commands
