@@ -16,6 +16,8 @@ Default (a few seconds): build the tiny policy with its tokenizer and time
   bias instead (the same policy drawing with it and with it switched off).
 * ``--copy-match-cost``: also a tiny policy's training step with the span-match bias against
   one without it (median of 5 alternating rounds of 4 steps).
+* ``--copy-close-cost``: a tiny policy's training step with ``PolicyConfig.copy_close`` against
+  one without it (median of ``--train-rounds`` alternating rounds of 4 steps).
 
 ``--experiment``: the end-to-end behaviour-policy experiment (tens of CPU minutes): collect
 ``--episodes`` noisy scripted (noise 0.3) Web Shopping TRAIN episodes on 2 simulated phones
@@ -233,11 +235,11 @@ def copy_match_cost(policy_spec: str, rounds: int, seed: int) -> dict[str, objec
     }
 
 
-def copy_match_train_cost(rounds: int, seed: int) -> dict[str, object]:
-    """Training-step cost of the span-match bias: two tiny policies built from the preset,
-    ``copy_match`` 6 and 0, the same batch of 32 (``_examples`` texts and targets, random
-    96 x 192 screens), clamp-free NLL + AdamW; median of ``rounds`` alternating rounds of 4
-    steps each."""
+def _train_step_ms(overrides: dict[str, dict[str, object]], rounds: int, seed: int) -> dict:
+    """Median training-step time (ms) of tiny policies built from the preset with each set of
+    config ``overrides``, on the same batch of 32 (``_examples`` texts and targets, random
+    96 x 192 screens), clamp-free NLL + AdamW; ``rounds`` rounds of 4 steps each, the order of
+    the policies alternating between rounds so that drift in the machine's speed hits both."""
     import statistics
 
     from digiq.models.policy import PolicyModel
@@ -245,26 +247,56 @@ def copy_match_train_cost(rounds: int, seed: int) -> dict[str, object]:
     texts, targets = _examples(32, seed)
     rng = np.random.default_rng(seed)
     screens = [rng.integers(0, 255, (192, 96, 3), dtype=np.uint8) for _ in range(32)]
-    models = {k: PolicyModel.from_preset("tiny", copy_match=k, precision="fp32") for k in (6, 0)}
+    models = {
+        name: PolicyModel.from_preset("tiny", precision="fp32", **kw)
+        for name, kw in overrides.items()
+    }
     optimizers = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in models.items()}
-    per_step: dict[int, list[float]] = {6: [], 0: []}
+    names = list(models)
+    per_step: dict[str, list[float]] = {k: [] for k in names}
     for r in range(rounds):
-        for k in (6, 0) if r % 2 == 0 else (0, 6):
-            model, optimizer = models[k], optimizers[k]
+        for name in names if r % 2 == 0 else names[::-1]:
+            model, optimizer = models[name], optimizers[name]
             tick = time.perf_counter()
             for _ in range(4):
                 loss = model.loss(model.prepare(screens, texts), targets, [1.0] * 32, clamp=False)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-            per_step[k].append((time.perf_counter() - tick) / 4)
-    with_ms = statistics.median(per_step[6]) * 1000
-    without_ms = statistics.median(per_step[0]) * 1000
+            per_step[name].append((time.perf_counter() - tick) / 4)
+    return {k: statistics.median(v) * 1000 for k, v in per_step.items()}
+
+
+def copy_match_train_cost(rounds: int, seed: int) -> dict[str, object]:
+    """Training-step cost of the span-match bias: ``copy_match`` 6 against 0 (both without
+    ``copy_close``, which needs the bias)."""
+    ms = _train_step_ms(
+        {
+            "with": {"copy_match": 6, "copy_close": False},
+            "without": {"copy_match": 0, "copy_close": False},
+        },
+        rounds,
+        seed,
+    )
     return {
         "rounds": rounds,
-        "train_step_with_span_match_ms": round(with_ms, 1),
-        "train_step_without_span_match_ms": round(without_ms, 1),
-        "ratio_with_over_without": round(with_ms / without_ms, 3),
+        "train_step_with_span_match_ms": round(ms["with"], 1),
+        "train_step_without_span_match_ms": round(ms["without"], 1),
+        "ratio_with_over_without": round(ms["with"] / ms["without"], 3),
+    }
+
+
+def copy_close_train_cost(rounds: int, seed: int) -> dict[str, object]:
+    """Training-step cost of ``copy_close`` (the goal's closing quotes found per input, a fourth
+    copy channel, the after-the-close mask) against the gate term it replaces."""
+    ms = _train_step_ms(
+        {"with": {"copy_close": True}, "without": {"copy_close": False}}, rounds, seed
+    )
+    return {
+        "rounds": rounds,
+        "train_step_with_copy_close_ms": round(ms["with"], 1),
+        "train_step_without_copy_close_ms": round(ms["without"], 1),
+        "ratio_with_over_without": round(ms["with"] / ms["without"], 3),
     }
 
 
@@ -367,6 +399,14 @@ def main() -> None:
         help="time training steps (and, with --policy, acting) with the copy head's "
         "span-match bias on and off",
     )
+    parser.add_argument(
+        "--copy-close-cost",
+        action="store_true",
+        help="time training steps of a tiny policy with PolicyConfig.copy_close on and off",
+    )
+    parser.add_argument(
+        "--train-rounds", type=int, default=9, help="alternating rounds (--copy-close-cost)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result: dict[str, object] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
@@ -374,6 +414,8 @@ def main() -> None:
         result["micro"] = micro(args.steps, args.states, args.seed)
     if args.copy_match_cost:
         result["copy_match_training"] = copy_match_train_cost(5, args.seed)
+    if args.copy_close_cost:
+        result["copy_close_training"] = copy_close_train_cost(args.train_rounds, args.seed)
     if args.policy and args.copy_match_cost:
         result["copy_match"] = copy_match_cost(args.policy, args.act_rounds, args.seed)
     elif args.policy:

@@ -311,6 +311,107 @@ def test_a_policy_saved_before_the_span_match_bias_loads_without_it(
         small_config(copy_match=-1)
 
 
+def test_closing_quotes_pair_up_in_the_goal_and_skip_apostrophes(policy) -> None:  # type: ignore[no-untyped-def]
+    net = policy.net
+    assert net.t5.copy_close and net.close_id == policy.tokenizer.convert_tokens_to_ids('"')
+    cases = {
+        # goal -> the text after each closing quote
+        "Search for 'oxo containers', and select it": [", and select it"],
+        'Go to ebay.com, search for "levi\'s jeans"': [""],  # not the apostrophe
+        "Search for 'men's shoes' on ebay.com": [" on ebay.com"],
+        "What's the weather in Paris?": [],  # an apostrophe opens nothing
+        "Go to ebay.com": [],
+    }
+    for goal, after in cases.items():
+        # the previous action's typed text holds quotes too: not the goal's, never marked
+        text = policy.input_text([Action.type("say 'hi'")], goal)
+        batch = policy.prepare(screens(1), [text])
+        _, _, copy_ids = policy._encode(batch)
+        ids = batch.input_ids[0].tolist()
+        tokens = policy.tokenizer.convert_ids_to_tokens(ids)
+        k = copy_ids.shape[1] - len(ids)
+        closing = copy_ids[0, k:, 3].nonzero().flatten().tolist()
+        following = [
+            policy.tokenizer.decode(ids[i + 1 :], skip_special_tokens=True) for i in closing
+        ]
+        assert following == after, goal
+        for i in closing:  # copying it writes the typed text's closing quote
+            assert tokens[i] in ("'", '"') and int(copy_ids[0, k + i, 0]) == net.close_id
+        assert copy_ids[0, :k, 3].eq(0).all()  # image tokens: no closing quote
+
+
+def test_the_copy_head_ends_the_query_by_copying_the_goals_closing_quote(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    # "oxo" is o, x, o: after the last "o", the "x" that followed the first "o" is a one-token
+    # match. Without copy_close the closing quote got no bias, so the copying head went on to
+    # "x" ("oxoxo...", as qs49's policies typed "toothbrushbrushbrush"); with it, the closing
+    # quote continues the whole span and copying it writes the typed text's closing '"'.
+    query = "oxo"
+    closing_p, after_close_p = {}, {}
+    for close in (True, False):
+        torch.manual_seed(0)
+        model = PolicyModel.build(
+            small_config(copy_close=close), tokenizer=tokenizer, precision="fp32"
+        )
+        assert model.config.closes_by_copy == close
+        assert hasattr(model.net.t5, "copy_end_gate") != close
+        with torch.no_grad():
+            model.net.t5.copy_gate.bias.fill_(-6.0)  # mostly copying: the copy head decides
+        text = model.input_text([], f"Go to ebay.com, search for '{query}', and select it")
+        target = model.target_text(Action.type(query))
+        labels = model.tokenizer(target)["input_ids"]
+        assert model.tokenizer.convert_ids_to_tokens(labels)[-2:] == ["o", '"']
+        with torch.no_grad():
+            logp, mask = model.token_logprobs(model.prepare(screens(1), [text]), [target])
+        length = int(mask[0].sum())
+        closing_p[close] = float(logp[0, length - 2].exp())
+        if close:  # the span is continued too (step 0 is the opening, 1 the query's first)
+            assert logp[0, 2 : length - 2].exp().min() > 0.5
+        # After the closing quote: the goal's next token (",") continued the span before; with
+        # copy_close the text is over there, no span goes on (EOS, generated, ends the action).
+        batch = model.prepare(screens(1), [text])
+        enc, enc_mask, copy_ids = model._encode(batch)
+        labels_t = torch.tensor([labels + [model.eos_id]])
+        with torch.no_grad():
+            out = model.net.t5(
+                encoder_outputs=enc,
+                attention_mask=enc_mask,
+                decoder_input_ids=model.net.t5._shift_right(labels_t),
+                copy_ids=copy_ids,
+                use_cache=False,
+            )
+        comma = model.tokenizer.convert_tokens_to_ids(",")
+        after_close_p[close] = float(out.logits[0, -1].softmax(-1)[comma])
+    assert closing_p[True] > 0.9 and closing_p[False] < 0.1, closing_p
+    assert after_close_p[True] < 0.2 < 0.5 < after_close_p[False], after_close_p
+
+
+def test_a_policy_saved_before_copy_close_keeps_generating_the_closing_quote(
+    tokenizer, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    old = PolicyModel.build(small_config(copy_close=False), tokenizer=tokenizer, precision="fp32")
+    path = old.save(tmp_path / "old")
+    meta = json.loads((path / POLICY_JSON).read_text())
+    del meta["config"]["copy_close"]  # as written before the field existed
+    (path / POLICY_JSON).write_text(json.dumps(meta))
+    loaded = PolicyModel.load(path, precision="fp32")
+    assert not loaded.config.copy_close and not loaded.net.t5.copy_close
+    assert hasattr(loaded.net.t5, "copy_end_gate")
+    texts = [old.input_text([], "Search for 'kraken'")]
+    target = [to_autoui(Action.type("kraken"))]
+    before = old.sequence_logprobs(old.prepare(screens(1), texts), target)
+    assert torch.equal(before, loaded.sequence_logprobs(loaded.prepare(screens(1), texts), target))
+    # and a new policy saved and loaded keeps copy_close (a closing-quote channel, no gate term)
+    new = PolicyModel.build(small_config(), tokenizer=tokenizer, precision="fp32")
+    reloaded = PolicyModel.load(new.save(tmp_path / "new"), precision="fp32")
+    assert reloaded.net.t5.copy_close and not hasattr(reloaded.net.t5, "copy_end_gate")
+    texts = [new.input_text([], "Search for 'kraken'")]
+    assert torch.equal(
+        new.sequence_logprobs(new.prepare(screens(1), texts), target),
+        reloaded.sequence_logprobs(reloaded.prepare(screens(1), texts), target),
+    )
+
+
 def test_copy_source_goal_copies_from_the_goal_only(tokenizer) -> None:  # type: ignore[no-untyped-def]
     # The previous actions hold coordinates and an earlier typed text; a policy that copies
     # from them can type "hot wheels0.1000" (README, "Two previous actions: tried, not adopted").

@@ -38,17 +38,27 @@ Architecture (why each piece is there):
   last K tokens written equal the K goal tokens before that position (exact ids, from the
   whole written prefix, in teacher forcing and in generation alike), so the copy continues the
   longest matching span of the goal. Quote characters and the AutoUI ``"typed_text": "``
-  opening count as one token for this, so the query's first letters match after either quote;
-  a quote's own position gets no bias. Where the span written so far (2 tokens or more)
-  continues into the goal's closing quote, the query is complete: a learned term (initially
-  +4) then pushes the gate towards generating, which writes the typed text's closing quote.
+  opening count as one token for this, so the query's first letters match after either quote.
   It is the exact-match form of pointer networks' location-based attention; the bias starts at
-  ``4 * length`` and is trained with the rest. ``copy_source="goal"`` lets the head copy only
-  the goal's tokens, not the previous actions' coordinates and typed texts ("hot wheels0.1000");
-  the default, "input", copies from the whole input text (README, "Two previous actions:
-  tried, not adopted").
-  The model's ``logits`` are then
-  ``log p`` (already normalised), so generation, temperature and teacher forcing treat it like
+  ``4 * length`` and is trained with the rest. The END of the typed text (``copy_close``, on
+  for new policies): the goal's CLOSING quote is a copy position like the query's tokens, with
+  the bias of the span it ends, and copying it writes the typed text's closing quote ``"``. So
+  once the whole query has been copied, the longest match is the closing quote and the copy
+  head closes the text; once that quote is written no span continues (the goal's ", and
+  select..." after its closing quote had the longest match, and 3 of Digi-Q's 46 typed
+  queries in qs61 went on with it), so the action ends there. Quotes pair up in the goal (the
+  first opens, the next of the same character closes; an apostrophe between letters,
+  "levi's", is neither); other quotes get no bias. Before it, the closing quote got no bias
+  and a gate term pushed towards GENERATING the closing quote once the span reached it; but where the query's last token also occurs inside
+  it ("toothbrush" = to o t h b r us h), a one-token match kept the copy attention inside the
+  query, the gate kept copying, and the policy typed "toothbrushbrushbrush"; where the gate did
+  switch, the vocabulary head gave the closing quote only p ~ 0.03-0.7 after an unseen query
+  (measured on qs49's evaluation states; README, "Ending the typed query"). Policies saved
+  before ``copy_close`` existed load with it off and keep that gate term.
+  ``copy_source="goal"`` lets the head copy only the goal's tokens, not the previous actions'
+  coordinates and typed texts ("hot wheels0.1000"); the default, "input", copies from the
+  whole input text (README, "Two previous actions: tried, not adopted").
+  The model's ``logits`` are then ``log p`` (already normalised), so generation, temperature and teacher forcing treat it like
   any T5. Input and output embeddings are tied (T5's default).
 * Tokenizer. A byte-level BPE trained with :func:`digiq.models.train_tokenizer` on AutoUI
   strings of every action type (the data's coordinates and typed texts, random ones) and policy
@@ -192,6 +202,11 @@ class PolicyConfig:
     # text in AitW tasks is the goal's query or site). "goal" was tried in one quickstart run
     # (qs56) and is not the default (README, "Two previous actions: tried, not adopted").
     copy_source: str = "input"
+    # The goal's CLOSING quote is copyable and writes the typed text's closing quote, with the
+    # span-match bias of the span it ends (needs copy_match > 0; see the module docstring).
+    # Off: the quote gets no bias and a gate term pushes towards generating the closing quote
+    # (policies saved before the field load with it off).
+    copy_close: bool = True
     max_input_tokens: int = 160
     max_target_tokens: int = 48
     round_coordinates: int | None = 2
@@ -236,6 +251,11 @@ class PolicyConfig:
         return int(self.copy_match) if self.copy else 0
 
     @property
+    def closes_by_copy(self) -> bool:
+        """Whether the copy head ends a typed text by copying the goal's closing quote."""
+        return bool(self.copy_close) and self.span_match > 0
+
+    @property
     def cnn_stride(self) -> int:
         """Total stride of the grid CNN: 4 (patchify stage) x 2 per further stage."""
         return 4 * 2 ** (len(self.cnn_channels) - 1)
@@ -264,8 +284,9 @@ class PolicyConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown PolicyConfig fields {unknown}")
-        # Saved before the fields existed: no match bias, copies from the whole input.
-        data = {"copy_match": 0, "copy_source": "input", **data}
+        # Saved before the fields existed: no match bias, copies from the whole input, ends a
+        # typed text by generating its closing quote.
+        data = {"copy_match": 0, "copy_source": "input", "copy_close": False, **data}
         return cls(**data)
 
 
@@ -567,10 +588,17 @@ def _pointer_t5_class() -> type:
             self.copy_gate = nn.Linear(2 * d, 1)
             # Bias of the copy scores per span-match length 0..K (module docstring).
             self.copy_match = int(getattr(config, "copy_match", 0) or 0)
+            # The goal's closing quote is copied (as the typed text's closing quote) rather
+            # than generated: copy_ids then carries a 4th channel marking those positions.
+            self.copy_close = bool(getattr(config, "copy_close", False)) and self.copy_match > 0
+            # The typed text's closing quote '"' (set by PolicyNet.set_copy_vocab): once it is
+            # written no span continues (copy_close only).
+            self.close_id: int | None = None
             if self.copy_match:
                 self.copy_match_bias = nn.Parameter(
                     4.0 * torch.arange(self.copy_match + 1, dtype=torch.float32)
                 )
+            if self.copy_match and not self.copy_close:
                 # Gate term for "the span just copied is followed by the goal's closing
                 # quote": the query is complete, so generate (the typed text's closing quote).
                 self.copy_end_gate = nn.Parameter(torch.tensor(4.0))
@@ -653,9 +681,11 @@ def _pointer_t5_class() -> type:
             decoder_input_ids: torch.Tensor | None,
             prefix_ids: torch.Tensor | None = None,
         ) -> torch.Tensor:
-            # copy_ids [B, S, 2 or 3]: per encoder position the token id (-1 where nothing may
-            # be copied: image tokens, padding), the id of the token before it and, with the
-            # span-match bias, its match class (-1 outside the goal). Computed in fp32
+            # copy_ids [B, S, 2, 3 or 4]: per encoder position the token id (-1 where nothing
+            # may be copied: image tokens, padding; the closing quote's id at the goal's
+            # closing quote with copy_close), the id of the token before it and, with the
+            # span-match bias, its match class (-1 outside the goal) and, with copy_close, 1 at
+            # the goal's closing quotes (0 elsewhere). Computed in fp32
             # (autocast off) for a stable log of a mixture.
             with torch.autocast(device_type=logits.device.type, enabled=False):
                 return self._mix_copy_fp32(
@@ -687,9 +717,21 @@ def _pointer_t5_class() -> type:
                 written = self.copy_class[prefix_ids.clamp(max=self.copy_class.shape[0] - 1)]
                 lengths = span_match_lengths(written, match_ids, scores.shape[1], self.copy_match)
                 quote = (match_ids == self.copy_class[-1]).unsqueeze(1)
-                # [B, T, 1]: a span of >= 2 tokens continues into a quote (the query ended)
-                span_end = ((lengths >= 2) & quote).any(dim=-1, keepdim=True).float()
-                scores = scores + self.copy_match_bias[lengths.masked_fill(quote, 0)]
+                if self.copy_close and copy_ids.shape[-1] > 3:
+                    # The goal's closing quote keeps the bias of the span it ends: where the
+                    # whole query was just copied, copying it closes the typed text.
+                    no_bias = quote & (copy_ids[..., 3] <= 0).unsqueeze(1)
+                    if self.close_id is not None:
+                        # Once the closing quote is written, the text is over: no span goes on
+                        # (the goal's ", and select..." after its quote, or the query again
+                        # after the opening quote), and the action ends (EOS, generated).
+                        ended = prefix_ids[:, -scores.shape[1] :] == self.close_id
+                        no_bias = no_bias | ended.unsqueeze(-1)
+                else:
+                    # [B, T, 1]: a span of >= 2 tokens continues into a quote (query ended)
+                    span_end = ((lengths >= 2) & quote).any(dim=-1, keepdim=True).float()
+                    no_bias = quote
+                scores = scores + self.copy_match_bias[lengths.masked_fill(no_bias, 0)]
             allowed = (token_ids >= 0).unsqueeze(1)
             scores = scores.masked_fill(~allowed, float("-inf"))
             attn = torch.softmax(scores, dim=-1)
@@ -738,6 +780,12 @@ class PolicyNet(nn.Module):
         self.eos_id = eos_id
         # (id of " Goal", id of ":"): where the span-match bias's goal starts (set_copy_vocab)
         self.goal_marker: tuple[int, int] | None = None
+        # copy_close (set_copy_vocab): the id of the typed text's closing quote '"' and, per
+        # token id, its quote character (0 none, 1 ', 2 "), whether it has no leading space,
+        # and whether it is / ends with a letter or digit (to tell apostrophes from quotes).
+        self.close_id: int | None = None
+        for name in ("quote_char", "quote_glued", "word_piece", "word_end"):
+            self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
 
     def set_copy_vocab(self, tokenizer: Any) -> None:
         """Read the goal marker and the quote tokens from ``tokenizer`` (span-match bias)."""
@@ -749,6 +797,54 @@ class PolicyNet(nn.Module):
         if hasattr(self.t5, "set_copy_classes"):
             size = max(len(tokenizer), int(self.t5.get_input_embeddings().num_embeddings))
             self.t5.set_copy_classes(sorted(i for i in quotes if i is not None and i != unk), size)
+            if getattr(self.t5, "copy_close", False):
+                self._set_quote_tables(tokenizer, size)
+
+    def _set_quote_tables(self, tokenizer: Any, size: int) -> None:
+        """Per token id: quote character, glued (no leading space), word piece, word end."""
+        close = tokenizer.convert_tokens_to_ids('"')
+        if close is None or close == tokenizer.unk_token_id:
+            raise ValueError("copy_close needs a tokenizer with a '\"' token")
+        self.close_id = int(close)
+        self.t5.close_id = self.close_id
+        char, glued = torch.zeros(size, dtype=torch.long), torch.zeros(size, dtype=torch.bool)
+        piece, end = torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool)
+        for index, token in enumerate(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))):
+            if not token or index >= size:
+                continue
+            bare = token.lstrip("\u0120\u2581")  # byte-level BPE's and SentencePiece's spaces
+            if bare in ("'", '"'):
+                char[index] = 1 if bare == "'" else 2
+                glued[index] = bare == token
+            piece[index] = bare == token and bare.isalnum()
+            end[index] = bool(bare) and bare[-1].isalnum()
+        device = self.quote_char.device
+        self.quote_char, self.quote_glued = char.to(device), glued.to(device)
+        self.word_piece, self.word_end = piece.to(device), end.to(device)
+
+    def _closing_quotes(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``[B, S]`` True at the goal's closing quotes: quote characters pair up in the goal
+        (the first opens, the next of the same character closes), apostrophes skipped (a
+        quote with no space before it between a word's end and a word piece: "levi's")."""
+        ids = input_ids.clamp(0, self.quote_char.shape[0] - 1)
+        char = self.quote_char[ids]
+        prev_end = torch.nn.functional.pad(self.word_end[ids][:, :-1], (1, 0), value=False)
+        next_piece = torch.nn.functional.pad(self.word_piece[ids][:, 1:], (0, 1), value=False)
+        apostrophe = self.quote_glued[ids] & prev_end & next_piece
+        candidate = (char > 0) & ~apostrophe
+        in_goal = self._in_goal(input_ids)
+        if in_goal is not None:
+            candidate = candidate & in_goal
+        closing = torch.zeros_like(candidate)
+        opened: dict[int, int] = {}  # row -> the character of its open quote
+        for row, col in candidate.nonzero().tolist():  # row-major: left to right per row
+            c = int(char[row, col])
+            if row not in opened:
+                opened[row] = c
+            elif opened[row] == c:
+                closing[row, col] = True
+                del opened[row]
+        return closing
 
     def _in_goal(self, input_ids: torch.Tensor) -> torch.Tensor | None:
         """``[B, S]`` True after the last "Goal:" of each row (all False in a row without one);
@@ -794,6 +890,10 @@ class PolicyNet(nn.Module):
                     # A row without a goal marker keeps its whole input (nothing else to copy).
                     in_goal = in_goal | ~in_goal.any(dim=1, keepdim=True)
                     copyable = text_ids.masked_fill(~in_goal, -1)
+            closing = None
+            if getattr(self.t5, "copy_close", False) and self.close_id is not None:
+                closing = self._closing_quotes(input_ids) & (text_ids >= 0)
+                copyable = copyable.masked_fill(closing, self.close_id)
             tokens = torch.cat([no_copy, copyable], dim=1)
             before = torch.full_like(input_ids[:, :1], self.pad_id)
             prev_text = torch.cat([before, input_ids[:, :-1]], dim=1)
@@ -801,6 +901,8 @@ class PolicyNet(nn.Module):
             channels = [tokens, prev]
             if getattr(self.t5, "copy_match", 0):
                 channels.append(torch.cat([no_copy, self._goal_ids(input_ids, text_ids)], dim=1))
+            if closing is not None:
+                channels.append(torch.cat([no_copy.clamp(min=0), closing.long()], dim=1))
             copy_ids = torch.stack(channels, dim=-1)
         return BaseModelOutput(last_hidden_state=enc.last_hidden_state), mask, copy_ids
 
@@ -939,6 +1041,7 @@ class PolicyModel:
                     )
                 pretrained_config = T5Config.from_pretrained(root, local_files_only=True)
                 pretrained_config.copy_match = config.span_match
+                pretrained_config.copy_close = config.closes_by_copy
                 t5 = pointer_cls.from_pretrained(
                     root, config=pretrained_config, local_files_only=True
                 )
@@ -966,6 +1069,7 @@ class PolicyModel:
                     decoder_start_token_id=int(tokenizer.pad_token_id),
                 )
                 t5_config.copy_match = config.span_match
+                t5_config.copy_close = config.closes_by_copy
                 t5 = pointer_cls(t5_config)
             if len(tokenizer) > t5.config.vocab_size:
                 t5.resize_token_embeddings(len(tokenizer))
@@ -1114,6 +1218,7 @@ class PolicyModel:
         tokenizer.padding_side = "right"
         t5_config = T5Config.from_dict(json.loads((root / T5_CONFIG_FILE).read_text()))
         t5_config.copy_match = config.span_match
+        t5_config.copy_close = config.closes_by_copy
         t5 = _pointer_t5_class()(t5_config)
         image, frozen = cls._image_module(config)
         net = PolicyNet(
