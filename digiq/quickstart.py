@@ -129,7 +129,7 @@ class Scale:
     # policy that the table's behaviour row evaluates ("better than the data's policy" compares
     # like with like). Until 2026-11-23 the data were sampled at 1.0, a weaker policy than the
     # row (offline success 22-30% against 37-57% with the same six behaviour policies; README,
-    # Quickstart, "What it measures now").
+    # Quickstart, "Offline data at the evaluation temperature").
     offline_temperature: float = EVAL_TEMPERATURE
     # Candidate sampling temperature. Published: 1.2. The tiny copy-head policy garbles the
     # typed query at 1.2 (measured: 46 of 58 Best-of-N TYPE targets typed text not in the goal;
@@ -160,7 +160,10 @@ class Scale:
     # page. Two previous actions fixed that (first-result taps 37% -> 72% of Digi-Q's results
     # pages) but garbled more typed queries (exact 76% -> 57%) and made the behaviour policy's
     # data weaker; Digi-Q's lead over Filtered BC did not grow (qs50-qs56; README, "Two previous
-    # actions: tried, not adopted").
+    # actions: tried, not adopted"). With the closing quote copied (PolicyConfig.copy_close)
+    # two actions typed well and both trained methods scored ~20 points higher, but Digi-Q and
+    # Filtered BC tied in 3 of 4 runs, twice near the ceiling, and runs took 17-19 minutes
+    # (qs59-qs68; README, "Ending the typed query"): not the default yet.
     policy_history: int = 1
     notes: str = ""
 
