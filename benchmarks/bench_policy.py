@@ -267,37 +267,29 @@ def _train_step_ms(overrides: dict[str, dict[str, object]], rounds: int, seed: i
     return {k: statistics.median(v) * 1000 for k, v in per_step.items()}
 
 
+def _train_cost(feature: str, on: dict, off: dict, rounds: int, seed: int) -> dict[str, object]:
+    """``_train_step_ms`` of a tiny policy with the config overrides ``on`` against ``off``,
+    reported as ``train_step_with_<feature>_ms`` / ``..._without_...`` and their ratio."""
+    ms = _train_step_ms({"with": on, "without": off}, rounds, seed)
+    return {
+        "rounds": rounds,
+        f"train_step_with_{feature}_ms": round(ms["with"], 1),
+        f"train_step_without_{feature}_ms": round(ms["without"], 1),
+        "ratio_with_over_without": round(ms["with"] / ms["without"], 3),
+    }
+
+
 def copy_match_train_cost(rounds: int, seed: int) -> dict[str, object]:
     """Training-step cost of the span-match bias: ``copy_match`` 6 against 0 (both without
     ``copy_close``, which needs the bias)."""
-    ms = _train_step_ms(
-        {
-            "with": {"copy_match": 6, "copy_close": False},
-            "without": {"copy_match": 0, "copy_close": False},
-        },
-        rounds,
-        seed,
-    )
-    return {
-        "rounds": rounds,
-        "train_step_with_span_match_ms": round(ms["with"], 1),
-        "train_step_without_span_match_ms": round(ms["without"], 1),
-        "ratio_with_over_without": round(ms["with"] / ms["without"], 3),
-    }
+    on, off = {"copy_match": 6, "copy_close": False}, {"copy_match": 0, "copy_close": False}
+    return _train_cost("span_match", on, off, rounds, seed)
 
 
 def copy_close_train_cost(rounds: int, seed: int) -> dict[str, object]:
     """Training-step cost of ``copy_close`` (the goal's closing quotes found per input, a fourth
     copy channel, the after-the-close mask) against the gate term it replaces."""
-    ms = _train_step_ms(
-        {"with": {"copy_close": True}, "without": {"copy_close": False}}, rounds, seed
-    )
-    return {
-        "rounds": rounds,
-        "train_step_with_copy_close_ms": round(ms["with"], 1),
-        "train_step_without_copy_close_ms": round(ms["without"], 1),
-        "ratio_with_over_without": round(ms["with"] / ms["without"], 3),
-    }
+    return _train_cost("copy_close", {"copy_close": True}, {"copy_close": False}, rounds, seed)
 
 
 def _run(cmd: list[str], log: Path, timeout: int) -> tuple[float, str]:
@@ -408,6 +400,8 @@ def main() -> None:
         "--train-rounds", type=int, default=9, help="alternating rounds (--copy-close-cost)"
     )
     args = parser.parse_args()
+    if args.train_rounds < 1:
+        parser.error(f"--train-rounds must be >= 1, got {args.train_rounds}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result: dict[str, object] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
     if not args.skip_micro:

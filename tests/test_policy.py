@@ -260,6 +260,19 @@ def test_copy_match_reads_the_goal_only_and_counts_either_quote_as_one(policy) -
         assert (lengths[step] == lengths[step].max()).sum() == 1
 
 
+def teacher_forced_logits(model: PolicyModel, batch, labels: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """The pointer T5's ``[B, T, V]`` output (log p) for ``labels``, teacher-forced, no cache."""
+    enc, mask, copy_ids = model._encode(batch)
+    with torch.no_grad():
+        return model.net.t5(
+            encoder_outputs=enc,
+            attention_mask=mask,
+            decoder_input_ids=model.net.t5._shift_right(labels),
+            copy_ids=copy_ids,
+            use_cache=False,
+        ).logits
+
+
 def test_generation_gives_the_copy_head_the_whole_written_prefix(tokenizer) -> None:  # type: ignore[no-untyped-def]
     # With a cache, generate feeds the model one token at a time; the span-match bias must
     # still see every token written, or generation would follow another distribution than
@@ -274,15 +287,7 @@ def test_generation_gives_the_copy_head_the_whole_written_prefix(tokenizer) -> N
     out = model._generate(batch, 1, None, None, grammar=False)
     targets = [row[0] for row in out]
     labels = model.tokenizer(targets, return_tensors="pt", padding=True)["input_ids"]
-    enc, mask, copy_ids = model._encode(batch)
-    with torch.no_grad():
-        logits = model.net.t5(
-            encoder_outputs=enc,
-            attention_mask=mask,
-            decoder_input_ids=model.net.t5._shift_right(labels),
-            copy_ids=copy_ids,
-            use_cache=False,
-        ).logits
+    logits = teacher_forced_logits(model, batch, labels)
     real = labels != model.pad_id
     assert torch.equal(logits.argmax(-1)[real], labels[real])
     assert max(len(t) for t in targets) > 5  # it wrote something to compare
@@ -368,19 +373,10 @@ def test_the_copy_head_ends_the_query_by_copying_the_goals_closing_quote(tokeniz
             assert logp[0, 2 : length - 2].exp().min() > 0.5
         # After the closing quote: the goal's next token (",") continued the span before; with
         # copy_close the text is over there, no span goes on (EOS, generated, ends the action).
-        batch = model.prepare(screens(1), [text])
-        enc, enc_mask, copy_ids = model._encode(batch)
         labels_t = torch.tensor([labels + [model.eos_id]])
-        with torch.no_grad():
-            out = model.net.t5(
-                encoder_outputs=enc,
-                attention_mask=enc_mask,
-                decoder_input_ids=model.net.t5._shift_right(labels_t),
-                copy_ids=copy_ids,
-                use_cache=False,
-            )
+        logits = teacher_forced_logits(model, model.prepare(screens(1), [text]), labels_t)
         comma = model.tokenizer.convert_tokens_to_ids(",")
-        after_close_p[close] = float(out.logits[0, -1].softmax(-1)[comma])
+        after_close_p[close] = float(logits[0, -1].softmax(-1)[comma])
     assert closing_p[True] > 0.9 and closing_p[False] < 0.1, closing_p
     assert after_close_p[True] < 0.2 < 0.5 < after_close_p[False], after_close_p
 

@@ -49,17 +49,18 @@ Architecture (why each piece is there):
   queries in qs61 went on with it), so the action ends there. Quotes pair up in the goal (the
   first opens, the next of the same character closes; an apostrophe between letters,
   "levi's", is neither); other quotes get no bias. Before it, the closing quote got no bias
-  and a gate term pushed towards GENERATING the closing quote once the span reached it; but where the query's last token also occurs inside
-  it ("toothbrush" = to o t h b r us h), a one-token match kept the copy attention inside the
-  query, the gate kept copying, and the policy typed "toothbrushbrushbrush"; where the gate did
-  switch, the vocabulary head gave the closing quote only p ~ 0.03-0.7 after an unseen query
+  and a gate term pushed towards GENERATING the closing quote once the span reached it; but
+  where the query's last token also occurs inside it ("toothbrush" = to o t h b r us h), a
+  one-token match kept the copy attention inside the query, the gate kept copying, and the
+  policy typed "toothbrushbrushbrush"; where the gate did switch, the vocabulary head gave the
+  closing quote only p ~ 0.03-0.88 after an unseen query
   (measured on qs49's evaluation states; README, "Ending the typed query"). Policies saved
   before ``copy_close`` existed load with it off and keep that gate term.
   ``copy_source="goal"`` lets the head copy only the goal's tokens, not the previous actions'
   coordinates and typed texts ("hot wheels0.1000"); the default, "input", copies from the
   whole input text (README, "Two previous actions: tried, not adopted").
-  The model's ``logits`` are then ``log p`` (already normalised), so generation, temperature and teacher forcing treat it like
-  any T5. Input and output embeddings are tied (T5's default).
+  The model's ``logits`` are then ``log p`` (already normalised), so generation, temperature
+  and teacher forcing treat it like any T5. Input and output embeddings are tied (T5's default).
 * Tokenizer. A byte-level BPE trained with :func:`digiq.models.train_tokenizer` on AutoUI
   strings of every action type (the data's coordinates and typed texts, random ones) and policy
   input texts, then made copy-friendly: the pre-tokenizer splits letter runs (with their
@@ -681,11 +682,11 @@ def _pointer_t5_class() -> type:
             decoder_input_ids: torch.Tensor | None,
             prefix_ids: torch.Tensor | None = None,
         ) -> torch.Tensor:
-            # copy_ids [B, S, 2, 3 or 4]: per encoder position the token id (-1 where nothing
-            # may be copied: image tokens, padding; the closing quote's id at the goal's
-            # closing quote with copy_close), the id of the token before it and, with the
-            # span-match bias, its match class (-1 outside the goal) and, with copy_close, 1 at
-            # the goal's closing quotes (0 elsewhere). Computed in fp32
+            # copy_ids [B, S, C], C = 2, 3 or 4 channels: per encoder position the token id
+            # (-1 where nothing may be copied: image tokens, padding; the closing quote's id at
+            # the goal's closing quote with copy_close), the id of the token before it and,
+            # with the span-match bias, its match class (-1 outside the goal) and, with
+            # copy_close, 1 at the goal's closing quotes (0 elsewhere). Computed in fp32
             # (autocast off) for a stable log of a mixture.
             with torch.autocast(device_type=logits.device.type, enabled=False):
                 return self._mix_copy_fp32(
@@ -723,8 +724,8 @@ def _pointer_t5_class() -> type:
                     no_bias = quote & (copy_ids[..., 3] <= 0).unsqueeze(1)
                     if self.close_id is not None:
                         # Once the closing quote is written, the text is over: no span goes on
-                        # (the goal's ", and select..." after its quote, or the query again
-                        # after the opening quote), and the action ends (EOS, generated).
+                        # (the goal's ", and select..." follows its closing quote), and the
+                        # action ends (EOS, generated).
                         ended = prefix_ids[:, -scores.shape[1] :] == self.close_id
                         no_bias = no_bias | ended.unsqueeze(-1)
                 else:
@@ -902,7 +903,7 @@ class PolicyNet(nn.Module):
             if getattr(self.t5, "copy_match", 0):
                 channels.append(torch.cat([no_copy, self._goal_ids(input_ids, text_ids)], dim=1))
             if closing is not None:
-                channels.append(torch.cat([no_copy.clamp(min=0), closing.long()], dim=1))
+                channels.append(torch.cat([torch.zeros_like(no_copy), closing.long()], dim=1))
             copy_ids = torch.stack(channels, dim=-1)
         return BaseModelOutput(last_hidden_state=enc.last_hidden_state), mask, copy_ids
 
