@@ -336,6 +336,8 @@ def test_closing_quotes_pair_up_in_the_goal_and_skip_apostrophes(policy) -> None
         tokens = policy.tokenizer.convert_ids_to_tokens(ids)
         k = copy_ids.shape[1] - len(ids)
         closing = copy_ids[0, k:, 3].nonzero().flatten().tolist()
+        # (the token after "ebay.com" closes the address: test_web_addresses_open_and_close)
+        closing = [i for i in closing if tokens[i] in ("'", '"')]
         following = [
             policy.tokenizer.decode(ids[i + 1 :], skip_special_tokens=True) for i in closing
         ]
@@ -381,6 +383,88 @@ def test_the_copy_head_ends_the_query_by_copying_the_goals_closing_quote(tokeniz
     assert after_close_p[True] < 0.2 < 0.5 < after_close_p[False], after_close_p
 
 
+def test_web_addresses_open_and_close_in_the_goal(policy) -> None:  # type: ignore[no-untyped-def]
+    tokenizer = policy.tokenizer
+    address = tokenizer.tokenize("newegg.com")
+    goal = tokenizer.tokenize("Go to newegg.com, search for 'gtx 1660'")
+    typed = tokenizer.tokenize(to_autoui(Action.type("newegg.com")))
+    # the space before the address is its own token; the address is the same tokens in the
+    # goal and in typed text
+    at = next(i for i in range(len(goal)) if goal[i : i + len(address)] == address)
+    assert goal[at - 1] == "\u0120" and typed[1 : 1 + len(address)] == address
+    quote_class = int(policy.net.t5.copy_class[-1])
+    cases = {
+        # goal -> (the address, the text after its close)
+        "Go to newegg.com, search for 'gtx 1660'": [("newegg.com", ", search for 'gtx 1660'")],
+        "Navigate to bestbuy.com": [("bestbuy.com", "")],  # closes at EOS
+        "Visit www.ebay.co.uk.": [("www.ebay.co.uk", ".")],  # the sentence's full stop closes
+        "Search for 'gtx 1660' and 'rtx 3060 ti'": [],  # not addresses
+    }
+    for goal, expected in cases.items():
+        # the previous action's typed address is not the goal's: never marked
+        text = policy.input_text([Action.type("ebay.com")], goal)
+        batch = policy.prepare(screens(1), [text])
+        _, _, copy_ids = policy._encode(batch)
+        ids = batch.input_ids[0].tolist()
+        k = copy_ids.shape[1] - len(ids)
+        closing = [
+            i
+            for i in copy_ids[0, k:, 3].nonzero().flatten().tolist()
+            if tokenizer.convert_ids_to_tokens(ids[i]) not in ("'", '"')
+        ]
+        opening = [i for i in range(len(ids)) if int(copy_ids[0, k + i, 2]) == quote_class]
+        opening = [i for i in opening if ids[i] == policy.net.space_id]
+        found = [
+            (
+                tokenizer.decode(ids[o + 1 : c]),
+                tokenizer.decode(ids[c:], skip_special_tokens=True),
+            )
+            for o, c in zip(opening, closing, strict=True)
+        ]
+        assert found == expected, goal
+        for i in closing:  # copying the close writes the typed text's closing quote
+            assert int(copy_ids[0, k + i, 0]) == policy.net.close_id
+
+
+def test_the_copy_head_copies_a_web_address_and_closes_it(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    # The goal's " newegg" used to be one token with its space and the typed "newegg" two
+    # others, so the address was never copied (qs63's Digi-Q typed 'newgeg.com'). With
+    # copy_address the space before it opens a span like a quote, the address is copied token
+    # by token and the token after it closes the typed text.
+    probs = {}
+    for on in (True, False):
+        torch.manual_seed(0)
+        model = PolicyModel.build(
+            small_config(copy_address=on), tokenizer=tokenizer, precision="fp32"
+        )
+        assert model.config.copies_addresses == on and model.net.copy_address == on
+        with torch.no_grad():
+            model.net.t5.copy_gate.bias.fill_(-6.0)  # mostly copying: the copy head decides
+        for goal in ("Go to newegg.com, search for 'oxo'", "Navigate to newegg.com"):
+            text = model.input_text([], goal)
+            target = model.target_text(Action.type("newegg.com"))
+            labels = model.tokenizer(target)["input_ids"]
+            with torch.no_grad():
+                logp, mask = model.token_logprobs(model.prepare(screens(1), [text]), [target])
+            length = int(mask[0].sum())
+            # step 0 is the opening, then the address, then the closing quote, then EOS
+            probs[on, goal] = logp[0, 1 : length - 1].exp()
+            if on:
+                labels_t = torch.tensor([labels + [model.eos_id]])
+                logits = teacher_forced_logits(model, model.prepare(screens(1), [text]), labels_t)
+                comma = model.tokenizer.convert_tokens_to_ids(",")
+                assert float(logits[0, -1].softmax(-1)[comma]) < 0.2  # nothing after the close
+    for goal in ("Go to newegg.com, search for 'oxo'", "Navigate to newegg.com"):
+        # every piece after the first and the closing quote; the close was the goal's ','
+        # or generated before
+        assert probs[True, goal][1:].min() > 0.5, probs[True, goal]
+        assert probs[False, goal][-1] < 0.1, probs[False, goal]
+        # The first piece continues the opening now (untrained, other terms still weigh in;
+        # where the goal also holds a query, its first token is the other opening: which text
+        # to type is the trained policy's choice).
+        assert probs[True, goal][0] > 10 * probs[False, goal][0], (goal, probs)
+
+
 def test_a_policy_saved_before_copy_close_keeps_generating_the_closing_quote(
     tokenizer, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -388,10 +472,12 @@ def test_a_policy_saved_before_copy_close_keeps_generating_the_closing_quote(
     old = PolicyModel.build(small_config(copy_close=False), tokenizer=tokenizer, precision="fp32")
     path = old.save(tmp_path / "old")
     meta = json.loads((path / POLICY_JSON).read_text())
-    del meta["config"]["copy_close"]  # as written before the field existed
+    del meta["config"]["copy_close"]  # as written before the fields existed
+    del meta["config"]["copy_address"]
     (path / POLICY_JSON).write_text(json.dumps(meta))
     loaded = PolicyModel.load(path, precision="fp32")
     assert not loaded.config.copy_close and not loaded.net.t5.copy_close
+    assert not loaded.config.copy_address and not loaded.net.copy_address
     assert hasattr(loaded.net.t5, "copy_end_gate")
     texts = [old.input_text([], "Search for 'kraken'")]
     target = [to_autoui(Action.type("kraken"))]
@@ -401,6 +487,7 @@ def test_a_policy_saved_before_copy_close_keeps_generating_the_closing_quote(
     new = PolicyModel.build(small_config(), tokenizer=tokenizer, precision="fp32")
     reloaded = PolicyModel.load(new.save(tmp_path / "new"), precision="fp32")
     assert reloaded.net.t5.copy_close and not hasattr(reloaded.net.t5, "copy_end_gate")
+    assert reloaded.net.copy_address and reloaded.net.space_id is not None
     texts = [new.input_text([], "Search for 'kraken'")]
     assert torch.equal(
         new.sequence_logprobs(new.prepare(screens(1), texts), target),

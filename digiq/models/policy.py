@@ -56,6 +56,15 @@ Architecture (why each piece is there):
   closing quote only p ~ 0.03-0.88 after an unseen query
   (measured on qs49's evaluation states; README, "Ending the typed query"). Policies saved
   before ``copy_close`` existed load with it off and keep that gate term.
+  Web ADDRESSES (``copy_address``, on for new policies) are copied the same way: the tokenizer
+  splits the space off before an address ("Go to newegg.com" gives a lone space, then the
+  glued pieces of "newegg.com", the same tokens as the typed text), that space matches the
+  typed text's opening like a quote, and the token after the address (",", EOS) is a closing
+  position that writes ``"``. Before it, the goal's " newegg" was one token with its space and
+  the typed "newegg" two others, so an address was never copied, only generated, and qs63's
+  Digi-Q typed "newgeg.com" 32 times. An address is a run of glued letter/digit pieces, "."
+  and "-" after a lone space, starting with a letter and holding a "." before a letter (so
+  "e.g." counts too: harmless unless typed). Policies saved before it load with it off.
   ``copy_source="goal"`` lets the head copy only the goal's tokens, not the previous actions'
   coordinates and typed texts ("hot wheels0.1000"); the default, "input", copies from the
   whole input text (README, "Two previous actions: tried, not adopted").
@@ -158,6 +167,9 @@ ImageLike = Image.Image | np.ndarray
 # any; other whitespace one character at a time. No contraction rule ('s, 't...).
 # Coordinates at 2 decimals ("0.0000", "0.0100" ... "1.0000") are added tokens (see below).
 PRE_TOKENIZER_PATTERN = r" ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]|\s"
+# With ``copy_address``: the space before a web address ("Go to newegg.com") is its own token,
+# so the address is the same glued tokens in the goal and in ``typed_text`` ("newegg.com").
+ADDRESS_PRE_TOKENIZER_PATTERN = r" (?=\p{L}[\p{L}\p{N}-]*\.\p{L})|" + PRE_TOKENIZER_PATTERN
 _PIXEL_MEAN = 0.5
 _PIXEL_STD = 0.25
 
@@ -208,6 +220,11 @@ class PolicyConfig:
     # Off: the quote gets no bias and a gate term pushes towards generating the closing quote
     # (policies saved before the field load with it off).
     copy_close: bool = True
+    # Web addresses in the goal ("Go to newegg.com") are copied like quoted queries: the
+    # tokenizer splits the space off before an address, that space opens it for the span match
+    # and the token after it closes it (writes '"'). Needs copy_close. Off: an address is
+    # generated from the vocabulary (policies saved before the field load with it off).
+    copy_address: bool = True
     max_input_tokens: int = 160
     max_target_tokens: int = 48
     round_coordinates: int | None = 2
@@ -257,6 +274,11 @@ class PolicyConfig:
         return bool(self.copy_close) and self.span_match > 0
 
     @property
+    def copies_addresses(self) -> bool:
+        """Whether goal web addresses are split off by the tokenizer and copied (and closed)."""
+        return bool(self.copy_address) and self.closes_by_copy
+
+    @property
     def cnn_stride(self) -> int:
         """Total stride of the grid CNN: 4 (patchify stage) x 2 per further stage."""
         return 4 * 2 ** (len(self.cnn_channels) - 1)
@@ -286,8 +308,14 @@ class PolicyConfig:
         if unknown:
             raise ValueError(f"unknown PolicyConfig fields {unknown}")
         # Saved before the fields existed: no match bias, copies from the whole input, ends a
-        # typed text by generating its closing quote.
-        data = {"copy_match": 0, "copy_source": "input", "copy_close": False, **data}
+        # typed text by generating its closing quote, generates web addresses.
+        data = {
+            "copy_match": 0,
+            "copy_source": "input",
+            "copy_close": False,
+            "copy_address": False,
+            **data,
+        }
         return cls(**data)
 
 
@@ -432,21 +460,25 @@ def policy_corpus(
     return out
 
 
-def build_policy_tokenizer(corpus: Sequence[str], vocab_size: int = 1024) -> Any:
+def build_policy_tokenizer(
+    corpus: Sequence[str], vocab_size: int = 1024, *, split_addresses: bool = True
+) -> Any:
     """A copy-friendly tokenizer for the policy (see the module docstring).
 
     Trained with :func:`digiq.models.train_tokenizer` on ``corpus``, then given the project's
     pre-tokenizer (letter runs, single digits, single punctuation characters, each with its
-    leading space; no contraction rule) and the AutoUI constant chunks as added tokens.
+    leading space; no contraction rule; with ``split_addresses`` the space before a web
+    address is a token of its own) and the AutoUI constant chunks as added tokens.
     """
     from tokenizers import AddedToken, Regex, pre_tokenizers
 
     from digiq.models.tokenizer import train_tokenizer
 
     tokenizer = train_tokenizer(list(corpus), vocab_size=vocab_size)
+    pattern = ADDRESS_PRE_TOKENIZER_PATTERN if split_addresses else PRE_TOKENIZER_PATTERN
     tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(PRE_TOKENIZER_PATTERN), behavior="isolated"),
+            pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
@@ -771,12 +803,20 @@ class PolicyNet(nn.Module):
         pad_id: int,
         eos_id: int,
         copy_source: str = "input",
+        copy_address: bool = False,
     ) -> None:
         super().__init__()
         self.t5 = t5
         self.image = image
         self.copy = copy
         self.copy_source = copy_source
+        # Goal web addresses open and close like quoted queries (copy_close only; the
+        # tokenizer must split the space off before them: build_policy_tokenizer).
+        self.copy_address = copy_address
+        # copy_address (set_copy_vocab): the lone space token's id and the id of '.'; per
+        # token id, whether it may continue an address ('-' and glued letters/digits).
+        self.space_id: int | None = None
+        self.dot_id: int | None = None
         self.pad_id = pad_id
         self.eos_id = eos_id
         # (id of " Goal", id of ":"): where the span-match bias's goal starts (set_copy_vocab)
@@ -785,7 +825,7 @@ class PolicyNet(nn.Module):
         # token id, its quote character (0 none, 1 ', 2 "), whether it has no leading space,
         # and whether it is / ends with a letter or digit (to tell apostrophes from quotes).
         self.close_id: int | None = None
-        for name in ("quote_char", "quote_glued", "word_piece", "word_end"):
+        for name in ("quote_char", "quote_glued", "word_piece", "word_end", "letter_piece", "dash"):
             self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
 
     def set_copy_vocab(self, tokenizer: Any) -> None:
@@ -800,6 +840,8 @@ class PolicyNet(nn.Module):
             self.t5.set_copy_classes(sorted(i for i in quotes if i is not None and i != unk), size)
             if getattr(self.t5, "copy_close", False):
                 self._set_quote_tables(tokenizer, size)
+                if self.copy_address:
+                    self._set_address_ids(tokenizer)
 
     def _set_quote_tables(self, tokenizer: Any, size: int) -> None:
         """Per token id: quote character, glued (no leading space), word piece, word end."""
@@ -810,6 +852,7 @@ class PolicyNet(nn.Module):
         self.t5.close_id = self.close_id
         char, glued = torch.zeros(size, dtype=torch.long), torch.zeros(size, dtype=torch.bool)
         piece, end = torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool)
+        letter, dash = torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool)
         for index, token in enumerate(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))):
             if not token or index >= size:
                 continue
@@ -819,9 +862,56 @@ class PolicyNet(nn.Module):
                 glued[index] = bare == token
             piece[index] = bare == token and bare.isalnum()
             end[index] = bool(bare) and bare[-1].isalnum()
+            letter[index] = bool(piece[index]) and bare[0].isalpha()
+            dash[index] = token == "-"
         device = self.quote_char.device
         self.quote_char, self.quote_glued = char.to(device), glued.to(device)
         self.word_piece, self.word_end = piece.to(device), end.to(device)
+        self.letter_piece, self.dash = letter.to(device), dash.to(device)
+
+    def _set_address_ids(self, tokenizer: Any) -> None:
+        """The lone space and '.' token ids (none: a tokenizer of another kind, no addresses)."""
+        unk = tokenizer.unk_token_id
+        space, dot = tokenizer.convert_tokens_to_ids(["\u0120", "."])
+        ok = None not in (space, dot) and unk not in (space, dot)
+        self.space_id, self.dot_id = (int(space), int(dot)) if ok else (None, None)
+
+    def _addresses(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``([B, S], [B, S])``: True at the lone space that opens each web address of the goal
+        and at the token right after the address (',', a word, EOS), which closes it. An
+        address is a run of glued letter/digit pieces, '.' and '-' after a lone space, starting
+        with a letter and holding a '.' followed by a letter ("newegg.com", not "gtx 1660");
+        it ends at its last letter/digit piece. None without address ids."""
+        if self.space_id is None or self.dot_id is None:
+            return None
+        ids = input_ids.clamp(0, self.word_piece.shape[0] - 1)
+        next_letter = torch.nn.functional.pad(self.letter_piece[ids][:, 1:], (0, 1), value=False)
+        candidate = (input_ids == self.space_id) & next_letter
+        in_goal = self._in_goal(input_ids)
+        if in_goal is not None:
+            candidate = candidate & in_goal
+        opening = torch.zeros_like(candidate)
+        closing = torch.zeros_like(candidate)
+        if not bool(candidate.any()):
+            return opening, closing
+        piece = self.word_piece[ids]
+        dot = input_ids == self.dot_id
+        part = piece | dot | self.dash[ids]
+        letter = self.letter_piece[ids]
+        width = input_ids.shape[1]
+        for row, col in candidate.nonzero().tolist():
+            row_part, row_piece = part[row].tolist(), piece[row].tolist()
+            row_dot, row_letter = dot[row].tolist(), letter[row].tolist()
+            last, domain, j = col, False, col + 1
+            while j < width and row_part[j]:
+                if row_piece[j]:
+                    domain = domain or (row_letter[j] and row_dot[j - 1] and j - 1 > col)
+                    last = j
+                j += 1
+            if domain and last + 1 < width:
+                opening[row, col] = True
+                closing[row, last + 1] = True
+        return opening, closing
 
     def _closing_quotes(self, input_ids: torch.Tensor) -> torch.Tensor:
         """``[B, S]`` True at the goal's closing quotes: quote characters pair up in the goal
@@ -891,9 +981,15 @@ class PolicyNet(nn.Module):
                     # A row without a goal marker keeps its whole input (nothing else to copy).
                     in_goal = in_goal | ~in_goal.any(dim=1, keepdim=True)
                     copyable = text_ids.masked_fill(~in_goal, -1)
-            closing = None
+            closing, opening = None, None
             if getattr(self.t5, "copy_close", False) and self.close_id is not None:
                 closing = self._closing_quotes(input_ids) & (text_ids >= 0)
+                addresses = self._addresses(input_ids) if self.copy_address else None
+                if addresses is not None:
+                    # An address at the goal's end closes at EOS, which is otherwise not
+                    # copyable.
+                    opening = addresses[0]
+                    closing = closing | (addresses[1] & (attention_mask > 0))
                 copyable = copyable.masked_fill(closing, self.close_id)
             tokens = torch.cat([no_copy, copyable], dim=1)
             before = torch.full_like(input_ids[:, :1], self.pad_id)
@@ -901,7 +997,12 @@ class PolicyNet(nn.Module):
             prev = torch.cat([torch.full_like(no_copy, self.pad_id), prev_text], dim=1)
             channels = [tokens, prev]
             if getattr(self.t5, "copy_match", 0):
-                channels.append(torch.cat([no_copy, self._goal_ids(input_ids, text_ids)], dim=1))
+                goal_ids = self._goal_ids(input_ids, text_ids)
+                if opening is not None:
+                    # The space before an address matches the typed text's opening like a
+                    # quote does, so the address's first piece continues a 1-token span.
+                    goal_ids = goal_ids.masked_fill(opening, int(self.t5.copy_class[-1]))
+                channels.append(torch.cat([no_copy, goal_ids], dim=1))
             if closing is not None:
                 channels.append(torch.cat([torch.zeros_like(no_copy), closing.long()], dim=1))
             copy_ids = torch.stack(channels, dim=-1)
@@ -1052,7 +1153,11 @@ class PolicyModel:
             else:
                 if tokenizer is None:
                     texts = list(corpus) if corpus is not None else policy_corpus()
-                    tokenizer = build_policy_tokenizer(texts, vocab_size=config.vocab_size)
+                    tokenizer = build_policy_tokenizer(
+                        texts,
+                        vocab_size=config.vocab_size,
+                        split_addresses=config.copies_addresses,
+                    )
                     stats = tokenizer_figures(tokenizer, texts)
                 t5_config = T5Config(
                     vocab_size=len(tokenizer),
@@ -1082,6 +1187,7 @@ class PolicyModel:
             pad_id=int(tokenizer.pad_token_id),
             eos_id=int(tokenizer.eos_token_id),
             copy_source=config.copy_source,
+            copy_address=config.copies_addresses,
         )
         net.set_copy_vocab(tokenizer)
         return cls(
@@ -1229,6 +1335,7 @@ class PolicyModel:
             pad_id=int(tokenizer.pad_token_id),
             eos_id=int(tokenizer.eos_token_id),
             copy_source=config.copy_source,
+            copy_address=config.copies_addresses,
         )
         net.set_copy_vocab(tokenizer)
         missing, unexpected = load_model(net, str(root / WEIGHTS_FILE), strict=False)
