@@ -11,7 +11,10 @@ wins, and the typed texts tell whether a search failed by its moves or by a garb
 Reads each folder's ``results.jsonl`` (written by ``digiq-eval``). For every episode whose goal
 has a query, every TYPE action's text is counted as ``query`` (exactly the goal's query),
 ``site`` (exactly the goal's site, the first step of a web goal) or ``other``;
-``query_exact`` = query / (query + other). ``after_query``: what the policy did right after it
+``query_exact`` = query / (query + other). ``address_exact``: over every episode whose goal has a
+site, the typed texts that are the site exactly, of those that look like an address (a '.' or
+"com" in them, not the query): a garbled address ("newgeg.com") counts against it.
+``after_query``: what the policy did right after it
 first typed the exact query and pressed ENTER, in open-the-first-result episodes (on the results
 page, where the next move decides them), the five most common next actions: it tells a
 policy that opens a result from one that taps the search box again (the results page and the
@@ -48,12 +51,19 @@ def breakdown(eval_dir: Path) -> dict[str, object]:
     episodes: Counter[str] = Counter()
     typed: Counter[str] = Counter()
     after_query: Counter[str] = Counter()
+    addresses: Counter[str] = Counter()
     unparsed = 0
     for result in results:
         kind = str(result.goal.get("kind", "unknown"))
         episodes[kind] += 1
         successes[kind] += bool(result.success)
         query, site = result.goal.get("query"), result.goal.get("site")
+        if site:
+            for text in _typed_texts(result.actions):
+                if text == site:
+                    addresses["exact"] += 1
+                elif text != query and ("." in text or "com" in text):
+                    addresses["garbled"] += 1
         if not query:
             continue
         actions = [parse_autoui(text) for text in result.actions]  # never raises
@@ -72,6 +82,7 @@ def breakdown(eval_dir: Path) -> dict[str, object]:
                 typed["other"] += 1
     total = sum(episodes.values())
     attempts = typed["query"] + typed["other"]
+    address_total = addresses["exact"] + addresses["garbled"]
     return {
         "eval": str(eval_dir),
         "episodes": total,
@@ -79,9 +90,17 @@ def breakdown(eval_dir: Path) -> dict[str, object]:
         "by_kind": {k: f"{successes[k]}/{episodes[k]}" for k in sorted(episodes)},
         "typed": {k: typed[k] for k in ("query", "site", "other")},
         "query_exact": round(typed["query"] / attempts, 3) if attempts else None,
+        "addresses": {k: addresses[k] for k in ("exact", "garbled")},
+        "address_exact": round(addresses["exact"] / address_total, 3) if address_total else None,
         "after_query": dict(after_query.most_common(5)),
         "unparsed_actions": unparsed,
     }
+
+
+def _typed_texts(action_strings: list[str]) -> list[str]:
+    """The texts of an episode's TYPE actions (unparsable strings skipped)."""
+    actions = [parse_autoui(text) for text in action_strings]
+    return [a.typed_text for a in actions if a.action_type == ActionType.TYPE and a.typed_text]
 
 
 def _after_query(actions: list[Action], query: str) -> str | None:
