@@ -18,6 +18,8 @@ Default (a few seconds): build the tiny policy with its tokenizer and time
   one without it (median of 5 alternating rounds of 4 steps).
 * ``--copy-close-cost``: a tiny policy's training step with ``PolicyConfig.copy_close`` against
   one without it (median of ``--train-rounds`` alternating rounds of 4 steps).
+* ``--copy-address-cost``: the same with ``PolicyConfig.copy_address`` on and off (the goal's
+  web addresses found per input; the examples' goals all name a site).
 
 ``--experiment``: the end-to-end behaviour-policy experiment (tens of CPU minutes): collect
 ``--episodes`` noisy scripted (noise 0.3) Web Shopping TRAIN episodes on 2 simulated phones
@@ -292,6 +294,13 @@ def copy_close_train_cost(rounds: int, seed: int) -> dict[str, object]:
     return _train_cost("copy_close", {"copy_close": True}, {"copy_close": False}, rounds, seed)
 
 
+def copy_address_train_cost(rounds: int, seed: int) -> dict[str, object]:
+    """Training-step cost of ``copy_address`` (each goal's web address found by a scan over its
+    tokens, its opening and closing positions) against none (each policy its own tokenizer)."""
+    on, off = {"copy_address": True}, {"copy_address": False}
+    return _train_cost("copy_address", on, off, rounds, seed)
+
+
 def _run(cmd: list[str], log: Path, timeout: int) -> tuple[float, str]:
     tick = time.perf_counter()
     with open(log, "w") as fh:
@@ -397,7 +406,15 @@ def main() -> None:
         help="time training steps of a tiny policy with PolicyConfig.copy_close on and off",
     )
     parser.add_argument(
-        "--train-rounds", type=int, default=9, help="alternating rounds (--copy-close-cost)"
+        "--copy-address-cost",
+        action="store_true",
+        help="time training steps of a tiny policy with PolicyConfig.copy_address on and off",
+    )
+    parser.add_argument(
+        "--train-rounds",
+        type=int,
+        default=9,
+        help="alternating rounds (--copy-close-cost, --copy-address-cost)",
     )
     args = parser.parse_args()
     if args.train_rounds < 1:
@@ -410,6 +427,8 @@ def main() -> None:
         result["copy_match_training"] = copy_match_train_cost(5, args.seed)
     if args.copy_close_cost:
         result["copy_close_training"] = copy_close_train_cost(args.train_rounds, args.seed)
+    if args.copy_address_cost:
+        result["copy_address_training"] = copy_address_train_cost(args.train_rounds, args.seed)
     if args.policy and args.copy_match_cost:
         result["copy_match"] = copy_match_cost(args.policy, args.act_rounds, args.seed)
     elif args.policy:
