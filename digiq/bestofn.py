@@ -35,6 +35,17 @@ al., 2019). ``pg``: the "sampled action" is one candidate drawn uniformly per st
 candidates are samples of the behaviour policy; with a single candidate it is the dataset
 action).
 
+Anchor (``anchor_weight``, this project's option, off by default): Best-of-N trains only the
+states where some candidate clears the threshold, a third of them on the quickstart's data; the
+rest get no loss, and the policy drifts there, pulled by what it learns at similar states (on
+qs70's data the Digi-Q policy pressed ENTER after tapping a shop's search box, where the
+behaviour policy typed the query and the critic, seeing A ~ 0 for typing, set no target).
+With an anchor weight b, each such state imitates its dataset action, a sample of the
+behaviour policy, with weight b: a sampled estimate of b * KL(behaviour || policy) there,
+whose gradient is zero at the behaviour policy itself, so it keeps the policy where the critic
+says nothing without pulling it anywhere new (the behaviour-regularised extraction of BRAC,
+Wu et al. 2019, restricted to the untargeted states).
+
 Everything here except :func:`policy_loss` is data-only (numpy): it prepares
 ``(transition_id, target AutoUI string, weight)`` triples for the policy trainer.
 """
@@ -275,6 +286,7 @@ def build_policy_targets(
     drop_zero: bool = False,
     on_missing: str = "error",
     seed: int = 0,
+    anchor_weight: float = 0.0,
 ) -> list[PolicyTarget]:
     """``(transition_id, target AutoUI string, weight)`` for every transition of ``buffer``.
 
@@ -287,11 +299,18 @@ def build_policy_targets(
     zero-weight examples (the published loss averages over them, so the default keeps them).
     ``on_missing``: "error" (default) raises KeyError naming transitions without scores or
     candidates; "skip" leaves them out with a warning.
+    ``anchor_weight`` (bestofn only; 0 = published): at a state whose best candidate is not
+    above the threshold, imitate the dataset action with this weight instead of nothing (module
+    docstring, "Anchor").
     """
     if method not in METHODS:
         raise ValueError(f"unknown policy extraction method {method!r}; choose one of {METHODS}")
     if on_missing not in ("error", "skip"):
         raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+    if not (np.isfinite(anchor_weight) and anchor_weight >= 0):
+        raise ValueError(f"anchor_weight must be a finite number >= 0, got {anchor_weight!r}")
+    if anchor_weight and method != "bestofn":
+        raise ValueError(f"anchor_weight applies to method 'bestofn' only, not {method!r}")
     needs_scores = method in ("bestofn", "awr", "pg")
     needs_candidates = method in ("bestofn", "pg")
     if needs_scores and critic_scores is None:
@@ -353,7 +372,11 @@ def build_policy_targets(
             continue
         k, a_best = select_best(adv)
         thr = threshold_for(episode.task_set) if threshold is None else threshold
-        targets.append(PolicyTarget(tid, actions[k], float(policy_weights(a_best, "bestofn", thr))))
+        w = float(policy_weights(a_best, "bestofn", thr))
+        if w == 0.0 and anchor_weight:
+            targets.append(PolicyTarget(tid, transition.action_text, float(anchor_weight)))
+        else:
+            targets.append(PolicyTarget(tid, actions[k], w))
     if missing:
         message = (
             f"{len(missing)} transitions have no critic scores / candidates (first: {missing[:5]})"

@@ -35,7 +35,7 @@ behaviour policy (``bp-<model id>-n16-t1p2``) unless ``candidates`` names one.
 Config options (YAML keys = the command line's long options with ``_``; per-stage sections
 override the file's top level for that stage, e.g. ``critic: {steps: 800}``, and an option
 given on the command line overrides both): ``model_path``,
-``policy_path``, ``behaviour_policy``, ``loss``, ``target``, ``threshold``,
+``policy_path``, ``behaviour_policy``, ``loss``, ``target``, ``threshold``, ``anchor_weight``,
 ``num_candidates``, ``temperature``, ``steps``, ``epochs``, ``lr``, ``batch_size``, ``lora``,
 ``ui_tree_text``, ``device``, ``seed``, ``candidates``, ``task_set``, ``progress``,
 ``features_from``, ``clip_values``, ``policy_history`` (a new ``bc`` policy's number of previous
@@ -97,6 +97,7 @@ CONFIG_KEYS = (
     "loss",
     "target",
     "threshold",
+    "anchor_weight",
     "num_candidates",
     "temperature",
     "steps",
@@ -529,6 +530,8 @@ def _policy_train_config(
     else:
         kwargs["init"] = _behaviour_policy(config, "policy")
         kwargs["threshold"] = config.get("threshold")
+        if config.get("anchor_weight") is not None:
+            kwargs["anchor_weight"] = float(config["anchor_weight"])
         kwargs["critic"] = str(run_dir / "work" / "critic")
         kwargs["candidates"] = _candidate_name(run_dir, config)
         kwargs["feature_prefix"] = feature_prefix(_feature_run(run_dir, config))

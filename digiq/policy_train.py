@@ -287,6 +287,7 @@ def extraction_examples(
     critic_scores: Any = None,
     threshold: float | None = None,
     seed: int = 0,
+    anchor_weight: float = 0.0,
 ) -> tuple[list[PolicyExample], dict[str, Any]]:
     """Policy-extraction examples from :func:`digiq.bestofn.build_policy_targets`."""
     from digiq.bestofn import build_policy_targets
@@ -301,6 +302,7 @@ def extraction_examples(
         threshold,
         on_missing="skip",
         seed=seed,
+        anchor_weight=anchor_weight,
     )
     inputs = state_inputs(buffer, model)
     examples: list[PolicyExample] = []
@@ -441,6 +443,9 @@ class PolicyTrainConfig:
     warmup_fraction: float = 0.05
     clamp: bool | None = None
     threshold: float | None = None
+    # Best-of-N only: weight of the dataset action at states with no target (0 = published;
+    # digiq.bestofn module docstring, "Anchor").
+    anchor_weight: float = 0.0
     critic: str | None = None
     candidates: str | None = None
     feature_prefix: str = ""
@@ -486,6 +491,15 @@ class PolicyTrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.grad_accum < 1:
             raise ValueError(f"grad_accum must be >= 1, got {self.grad_accum}")
+        if not (math.isfinite(self.anchor_weight) and self.anchor_weight >= 0):
+            raise ValueError(
+                f"anchor_weight must be a finite number >= 0, got {self.anchor_weight}"
+            )
+        if self.anchor_weight and (self.stage, self.loss) != ("policy", "bestofn"):
+            raise ValueError(
+                f"anchor_weight applies to the policy stage's bestofn loss only, not "
+                f"{self.stage} / {self.loss}"
+            )
         if not 0.0 <= self.augment_queries <= 1.0:
             raise ValueError(f"augment_queries must be in [0, 1], got {self.augment_queries}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -499,8 +513,12 @@ class PolicyTrainConfig:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
     def result_dict(self) -> dict[str, Any]:
-        """The fields that determine the trained weights (compared on resume)."""
-        return {k: v for k, v in self.to_dict().items() if k not in _RUNTIME_FIELDS}
+        """The fields that determine the trained weights (compared on resume). A zero
+        ``anchor_weight`` is left out, so stages trained before the field existed resume."""
+        fields = {k: v for k, v in self.to_dict().items() if k not in _RUNTIME_FIELDS}
+        if not fields["anchor_weight"]:
+            del fields["anchor_weight"]
+        return fields
 
 
 def resolve_init(path: str | Path, order: Sequence[str] = ("", "bc", "policy")) -> Path:
@@ -765,6 +783,8 @@ class _Trainer:
             "threshold": c.threshold,
             "seed": c.seed,
         }
+        if c.anchor_weight:
+            kwargs["anchor_weight"] = c.anchor_weight
         train, stats = extraction_examples(train_buf, model, c.loss, **kwargs)
         val, val_stats = extraction_examples(val_buf, model, c.loss, **kwargs)
         stats["val"] = val_stats

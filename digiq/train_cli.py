@@ -132,6 +132,15 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "0.10 General]",
         ),
         click.option(
+            "--anchor-weight",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="policy stage, bestofn: at states where no candidate clears the threshold, "
+            "imitate the dataset action (a behaviour-policy sample) with this weight, which "
+            "keeps the policy near the behaviour policy where the critic says nothing. "
+            "[default: 0, the published loss: such states get no loss]",
+        ),
+        click.option(
             "--num-candidates",
             type=click.IntRange(min=1),
             default=None,

@@ -198,6 +198,47 @@ def test_alternative_targets_use_the_dataset_action(small) -> None:
     assert pg == build_policy_targets(buffer, table, scores, "pg", seed=3)
 
 
+def test_anchor_weight_imitates_the_dataset_action_where_no_candidate_clears_the_threshold(
+    small,
+) -> None:
+    buffer, table = small
+    ids = buffer.transition_ids.tolist()
+    data_actions = [buffer.transition(t).action_text for t in ids]
+    scores = scores_for(
+        buffer,
+        q=[[0.2, 0.27, 9.0], [0.5, 0.1, 9.0], [0.2, 0.27, 9.0], [0.0, 0.9, 9.0]],
+        v=[0.2, 0.2, 0.2, 0.2],
+    )
+    plain = build_policy_targets(buffer, table, scores, "bestofn")
+    anchored = build_policy_targets(buffer, table, scores, "bestofn", anchor_weight=0.25)
+    back = to_autoui(BACK)
+    # Only state 0 (A = 0.07 < the General 0.10) has no target: there the anchor imitates the
+    # dataset action (not the sub-threshold best candidate, PRESS_BACK) with weight 0.25.
+    assert plain[0] == (ids[0], back, 0.0)
+    assert anchored[0] == (ids[0], data_actions[0], 0.25)
+    # Targeted states are untouched, including one whose best is the dataset action itself.
+    assert anchored[1:] == plain[1:]
+    assert anchored[2] == (ids[2], back, 1.0)
+    # Zero means the published loss; the anchor is refused where it means nothing.
+    assert build_policy_targets(buffer, table, scores, "bestofn", anchor_weight=0.0) == plain
+    with pytest.raises(ValueError, match="anchor_weight must be a finite number >= 0"):
+        build_policy_targets(buffer, table, scores, "bestofn", anchor_weight=-0.1)
+    with pytest.raises(ValueError, match="applies to method 'bestofn' only, not 'awr'"):
+        build_policy_targets(buffer, table, scores, "awr", anchor_weight=0.5)
+    # The trainer's config: refused outside the policy stage's bestofn loss; a zero weight is
+    # left out of the fields compared on resume (stages trained before the option resume).
+    from digiq.policy_train import PolicyTrainConfig
+
+    with pytest.raises(ValueError, match="anchor_weight applies to the policy stage's bestofn"):
+        PolicyTrainConfig(data_dir="d", run_dir="r", stage="bc", anchor_weight=0.5)
+    plain_config = PolicyTrainConfig(data_dir="d", run_dir="r", stage="policy", init="p")
+    assert "anchor_weight" not in plain_config.result_dict()
+    anchored_config = PolicyTrainConfig(
+        data_dir="d", run_dir="r", stage="policy", init="p", anchor_weight=0.5
+    )
+    assert anchored_config.result_dict()["anchor_weight"] == 0.5
+
+
 def test_missing_inputs_are_reported(small) -> None:
     buffer, table = small
     ids = buffer.transition_ids

@@ -461,6 +461,24 @@ def test_all_stages_then_the_extracted_policy_loads(
         ],
     )
     assert again.exit_code == 0 and again.output.count("already done") == 5
+    # --anchor-weight: with no candidate above a threshold of 10, every state imitates its
+    # dataset action at the anchor's weight (without it, nothing would be trained).
+    anchored = tmp_path / "dq-anchored"
+    for stage in ("critic", "policy"):
+        result = CliRunner().invoke(
+            train_group,
+            [
+                stage, "--data", str(dataset), "--out", str(anchored), "--behaviour-policy",
+                str(bc_run), "--features-from", str(run), "--num-candidates", "4",
+                "--threshold", "10", "--anchor-weight", "0.5", "--config", str(config),
+                "--no-progress",
+            ],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    data = read_stages(anchored)["stages"]["policy"]["metrics"]["data"]
+    assert data["nonzero_weight"] == data["examples"] > 0
+    assert data["mean_weight"] == pytest.approx(0.5)
+    assert data["targets_not_dataset_action"] == 0
     # Feature stores recomputed since, with the same dimensions: the finished critic is not
     # returned as done (--force) nor resumed on them.
     for store in ("vlm", "state", "action_text"):
