@@ -782,9 +782,8 @@ class _Trainer:
             "critic_scores": scores,
             "threshold": c.threshold,
             "seed": c.seed,
+            "anchor_weight": c.anchor_weight,
         }
-        if c.anchor_weight:
-            kwargs["anchor_weight"] = c.anchor_weight
         train, stats = extraction_examples(train_buf, model, c.loss, **kwargs)
         val, val_stats = extraction_examples(val_buf, model, c.loss, **kwargs)
         stats["val"] = val_stats
