@@ -15,8 +15,11 @@ screen the scripted agent does online; nothing here touches a simulator), then:
   ``critic_pairs_tied`` counts them);
 * ``bestofn``: the Best-of-N targets with weight > 0 (what the Digi-Q policy imitates): count,
   share matching the expert, the most common confusions (expert intent -> chosen target);
-* ``by_expert_intent``: the same split by what the expert would do in the state (e.g. "tap
-  (0.5,0.1)", the address bar): states, candidate coverage, argmax / threshold / target hits;
+* ``by_expert_intent``: the same split by what the expert would do in the state, every intent
+  (taps are labelled ``tap(x,y)``, x first, one decimal: "tap(0.5,0.1)" is the address bar,
+  "tap(0.2,0.4)" a shop's first result; ``eval_breakdown.py`` writes AitW's (y, x) instead):
+  states, candidate coverage, argmax / threshold / target hits, and over the covered states
+  the mean max(Q1, Q2) of the best matching candidate and the mean max(V1, V2);
 * ``filtered_bc``: the steps of successful episodes (what Filtered BC imitates): count, share
   matching the expert, share unparseable.
 
@@ -259,7 +262,7 @@ def diagnose(
     pairs = _pairwise(q, labels)
 
     targets = build_policy_targets(buffer, table, scores, "bestofn", threshold, on_missing="skip")
-    by_intent = _by_intent(scores, labels, key_of, expert, targets)
+    by_intent = _by_intent(scores, labels, key_of, expert, targets, threshold)
     chosen, by_type, confusions = [], collections.Counter(), collections.Counter()
     for target in targets:
         if target.weight <= 0:
@@ -319,16 +322,26 @@ def diagnose(
 
 
 def _by_intent(
-    scores: Any, labels: dict, key_of: dict, expert: dict, targets: list
+    scores: Any,
+    labels: dict,
+    key_of: dict,
+    expert: dict,
+    targets: list,
+    threshold: float | None = None,
 ) -> list[dict[str, Any]]:
     """Per expert intent (the action the expert would take there), how far Best-of-N gets:
     states, states with a matching candidate (``covered``), of those where the argmax candidate
     matches (``argmax_matches``) and where a matching candidate clears the threshold
-    (``matching_above_threshold``), then weighted targets and how many match."""
+    (``matching_above_threshold``; ``threshold``, by default the published Web Shopping one, as
+    for the targets), then weighted targets and how many match."""
     from digiq.bestofn import threshold_for
 
     advantages = scores.advantages()
-    threshold = threshold_for("webshop")
+    q = np.maximum(scores.q1, scores.q2)
+    v = np.maximum(scores.v1, scores.v2)
+    values: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+    if threshold is None:
+        threshold = threshold_for("webshop")
     by_tid = {t.transition_id: t for t in targets}
     rows: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for row, (ok, _) in labels.items():
@@ -343,6 +356,10 @@ def _by_intent(
             counts["covered"] += 1
             counts["argmax_matches"] += bool(ok[int(np.nanargmax(adv))])
             counts["matching_above_threshold"] += max(matching) > threshold
+            best_q = max(
+                float(q[row, k]) for k in range(len(ok)) if ok[k] and not np.isnan(q[row, k])
+            )
+            values[_summary(intended, task)].append((best_q, float(v[row])))
         target = by_tid.get(tid)
         if target is not None and target.weight > 0:
             counts["targets"] += 1
@@ -356,7 +373,15 @@ def _by_intent(
         "targets_matching",
     )
     ordered = sorted(rows.items(), key=lambda kv: -kv[1]["states"])
-    return [{"intent": k, **{f: int(v[f]) for f in fields}} for k, v in ordered[:8]]
+    out = []
+    for intent, counts in ordered:
+        row_out: dict[str, Any] = {"intent": intent, **{f: int(counts[f]) for f in fields}}
+        if values[intent]:
+            means = np.mean(np.asarray(values[intent]), axis=0)
+            row_out["mean_q_matching"] = round(float(means[0]), 4)
+            row_out["mean_v"] = round(float(means[1]), 4)
+        out.append(row_out)
+    return out
 
 
 def candidate_labels(

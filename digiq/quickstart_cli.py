@@ -40,8 +40,10 @@ STEP_NAMES = (
     default="small",
     show_default=True,
     help="small: 2 CPU cores, tiny models, <= 20 minutes (what `make demo` runs); tiny: a few "
-    "episodes per step (a smoke test); full: the paper's protocol (96 test tasks x 3 seeds) "
-    "for a GPU server.",
+    "episodes per step (a smoke test); medium: small with 3x the offline data and 96 "
+    "evaluation episodes per method, about 35 minutes on 2 cores (the data then hold a few "
+    "rewarded open-the-first-result episodes); full: the paper's protocol (96 test tasks x 3 "
+    "seeds) for a GPU server.",
 )
 @click.option(
     "--out",

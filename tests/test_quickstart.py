@@ -85,6 +85,20 @@ def test_plan_names_every_step_and_uses_the_scale(tmp_path: Path) -> None:
     assert SCALES["full"].candidate_temperature == 1.2  # the published setting
 
 
+def test_medium_is_small_with_more_data_and_evaluation_only(tmp_path: Path) -> None:
+    # medium exists to measure data size (README, "Three times the data"): any other difference
+    # from small would confound that comparison.
+    small, medium = SCALES["small"].to_dict(), SCALES["medium"].to_dict()
+    differing = {k for k in small if small[k] != medium[k]}
+    assert differing == {"name", "offline_episodes", "eval_seeds", "notes"}
+    assert medium["offline_episodes"] == 3 * small["offline_episodes"]
+    assert medium["eval_tasks"] * medium["eval_seeds"] == 96
+    steps = {s.name: s for s in plan_steps(tmp_path, SCALES["medium"])}
+    offline = steps["offline"].commands[0]
+    assert offline[offline.index("--episodes") + 1] == "300"
+    assert train_config(SCALES["medium"]) == train_config(SCALES["small"])
+
+
 @pytest.mark.parametrize("name", sorted(SCALES))
 def test_every_extraction_method_gets_the_same_training_budget(tmp_path: Path, name: str) -> None:
     # Filtered BC (a bc command) and the Best-of-N policies (the YAML's policy section) must
@@ -108,7 +122,7 @@ def test_critic_target_reaches_the_digiq_critic_and_the_mc_ablation_keeps_mc(
     # small averages V over the candidates (README, "V memorises the dataset action"); the
     # other scales keep the published target.
     targets = {name: train_config(SCALES[name])["critic"]["target"] for name in SCALES}
-    assert targets == {"tiny": "td", "small": "td-expected", "full": "td"}
+    assert targets == {"tiny": "td", "small": "td-expected", "medium": "td-expected", "full": "td"}
     scale = SCALES["small"]
     steps = {s.name: s for s in plan_steps(tmp_path, scale)}
     config_path = tmp_path / "digiq-train.yaml"  # what run_quickstart writes
@@ -141,6 +155,7 @@ def test_bestofn_threshold_reaches_the_policy_stage_only_where_a_scale_sets_it(
     # small: 0.10 (its critic's noise is about 0.05; README); tiny and full: the published
     # per-task-set value, i.e. no threshold in the config, so the policy stage picks it.
     assert train_config(SCALES["small"])["policy"]["threshold"] == 0.10
+    assert train_config(SCALES["medium"])["policy"]["threshold"] == 0.10
     for name in ("tiny", "full"):
         assert SCALES[name].bestofn_threshold is None
         assert "threshold" not in train_config(SCALES[name])["policy"]
