@@ -56,6 +56,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,32 @@ def _candidate_texts(
     return texts
 
 
+def _unique_vlm_inputs(
+    rows: Sequence[int], cand_texts: list[list[str]], frames: _Frames, image_size: int
+) -> tuple[list[np.ndarray], list[str], np.ndarray]:
+    """The VLM's (image, prompt) inputs of a chunk, each distinct (state, action) once.
+
+    The N candidates of a state are samples of the behaviour policy and often repeat (35% of
+    the pairs were duplicates on the quickstart's 300-episode data): a repeated action of the
+    same state has the same cursor image and prompt, hence the same features, so it is run
+    once. Returns the inputs and, for every (state, candidate) in row-major order, the index
+    of its input."""
+    images: list[np.ndarray] = []
+    prompts: list[str] = []
+    pair_of: list[int] = []
+    for row, texts in zip(rows, cand_texts, strict=True):
+        frame = frames.get(int(row), image_size)
+        seen: dict[str, int] = {}
+        for text in texts:
+            if text not in seen:
+                action: Action = parse_autoui(text)
+                seen[text] = len(images)
+                images.append(action_image(frame, action))
+                prompts.append(action_prompt(action))
+            pair_of.append(seen[text])
+    return images, prompts, np.asarray(pair_of, np.int64)
+
+
 def run_features(
     config: FeaturesConfig,
     *,
@@ -325,7 +352,8 @@ def run_features(
     present = set(buffer.transition_ids.tolist())
     frames = _Frames(buffer)
     written = {k: 0 for k in stores}
-    pairs = 0
+    pairs = 0  # (state, candidate) pairs given VLM features
+    vlm_inputs = 0  # of which distinct, i.e. run through the VLM
     vlm_seconds = 0.0
     for chunk in tqdm(todo, desc="features", disable=not config.progress):
         start, stop = stores[VLM_STORE].chunk_range(chunk)
@@ -352,19 +380,14 @@ def run_features(
         if chunk in missing[VLM_STORE]:
             tick = time.perf_counter()
             out = np.zeros((stop - start, num_candidates, vlm.hidden_size), np.float32)
-            images, prompts = [], []
-            for row, texts in zip(rows, cand_texts, strict=True):
-                frame = frames.get(int(row), vlm.image_size)
-                for text in texts:
-                    action: Action = parse_autoui(text)
-                    images.append(action_image(frame, action))
-                    prompts.append(action_prompt(action))
+            images, prompts, pair_of = _unique_vlm_inputs(rows, cand_texts, frames, vlm.image_size)
             if images:
                 feats = vlm.answer_features(images, prompts, layer=layer, batch_size=batch_size)
-                out[keep] = feats.numpy().reshape(len(ids), num_candidates, -1)
+                out[keep] = feats.numpy()[pair_of].reshape(len(ids), num_candidates, -1)
             stores[VLM_STORE].write_chunk(chunk, out)
             written[VLM_STORE] += 1
-            pairs += len(images)
+            pairs += len(pair_of)
+            vlm_inputs += len(images)
             vlm_seconds += time.perf_counter() - tick
 
         trees = (
@@ -445,6 +468,7 @@ def run_features(
         "action_layout": action_layout,
         "chunks_written": written,
         "vlm_pairs": pairs,
+        "vlm_inputs": vlm_inputs,
         "vlm_pairs_per_s": pairs / vlm_seconds if vlm_seconds else None,
         "seconds": seconds,
         "precision": vlm.precision.name,

@@ -178,6 +178,33 @@ def test_without_candidates_only_the_dataset_action_is_stored(
         run_features(config(dataset, candidates="n9", prefix="x-"), vlm=vlm, text_encoder=minilm)
 
 
+def test_repeated_candidates_run_through_the_vlm_once_with_the_same_features(
+    tmp_path: Path, vlm: VLM, minilm: TextEncoder
+) -> None:
+    # Sampled candidates repeat; a repeated action of a state is one VLM input, and every copy
+    # gets exactly what the VLM computes for it (compared with a run over the set without
+    # repeats). The dataset action repeated as a candidate is deduplicated too.
+    root = write_dataset(tmp_path / "ds")
+    buffer = ReplayBuffer.open(root)
+    other = to_autoui(Action.tap(0.8, 0.1))
+    with CandidateWriter(buffer, "rep", num_candidates=4, model="test") as writer:
+        for t in buffer.iter_transitions():
+            writer.add(t.transition_id, [t.action_text, other, other, t.action_text], [0.0] * 4)
+    with CandidateWriter(buffer, "uniq", num_candidates=2, model="test") as writer:
+        for t in buffer.iter_transitions():
+            writer.add(t.transition_id, [t.action_text, other], [0.0] * 2)
+    result = run_features(config(root, candidates="rep"), vlm=vlm, text_encoder=minilm)
+    n = EPISODES * STEPS
+    assert result["vlm_pairs"] == 4 * n and result["vlm_inputs"] == 2 * n
+    run_features(config(root, candidates="uniq", prefix="u-"), vlm=vlm, text_encoder=minilm)
+    repeated = open_feature_stores(root).vlm.get(np.arange(n), None).astype(np.float32)
+    unique = open_feature_stores(root, prefix="u-").vlm.get(np.arange(n), None).astype(np.float32)
+    np.testing.assert_array_equal(repeated[:, 1], repeated[:, 2])
+    np.testing.assert_array_equal(repeated[:, 0], repeated[:, 3])
+    np.testing.assert_allclose(repeated[:, [0, 1]], unique, atol=2e-3, rtol=1e-3)
+    assert not np.allclose(repeated[:, 0], repeated[:, 1], atol=1e-3)
+
+
 def test_resumes_after_an_interruption(dataset: Path, vlm: VLM, minilm: TextEncoder) -> None:
     first = run_features(
         config(dataset, candidates="n3", max_chunks=2), vlm=vlm, text_encoder=minilm
