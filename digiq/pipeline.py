@@ -88,6 +88,14 @@ __all__ = [
 
 STAGES = ("repr", "features", "candidates", "critic", "policy", "bc")
 ALL_STAGES = ("repr", "candidates", "features", "critic", "policy")
+#: What each stage's output is computed from, within one run folder: a stage marked done is
+#: stale when one of these finished after it started (e.g. ``critic --force`` re-trained the
+#: critic under a policy extracted from the old one).
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "features": ("repr", "candidates"),
+    "critic": ("features",),
+    "policy": ("critic", "candidates"),
+}
 STAGES_FILE = "stages.json"
 STAGES_FORMAT = "digiq-stages-1"
 CONFIG_KEYS = (
@@ -611,6 +619,7 @@ def run_stages(
     for name in names:
         previous = record["stages"].get(name) or {}
         if previous.get("status") == "done" and not force:
+            _refuse_stale(name, previous, record["stages"], run)
             log.info("stage %s is done (%s); skipping", name, run / STAGES_FILE)
             if echo:
                 echo(f"{name}: already done, skipped")
@@ -651,6 +660,26 @@ def run_stages(
         if echo:
             echo(f"{name}: done in {entry['wall_s']:.1f} s")
     return record
+
+
+def _refuse_stale(
+    name: str, entry: Mapping[str, Any], stages: Mapping[str, Any], run: Path
+) -> None:
+    """Raise instead of skipping a done stage whose inputs were rebuilt after it started.
+
+    Skipping it would hand on an output computed from inputs that no longer exist (a policy
+    extracted from a critic since re-trained), and nothing downstream could tell."""
+    started = entry.get("started")
+    for source in STAGE_INPUTS.get(name, ()):
+        finished = (stages.get(source) or {}).get("finished")
+        if started is not None and finished is not None and finished > started:
+            raise PipelineError(
+                f"stage {name} in {run} is done but its input stage {source} was run again "
+                f"after it (finished {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(finished))}"
+                f", {name} started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))}):"
+                f" run {name} with --force, after deleting {run / 'work' / name} if it resumes "
+                "from checkpoints of the old inputs, or use another --out"
+            )
 
 
 def _plain(value: Any) -> Any:

@@ -25,6 +25,7 @@ from digiq.candidates import INVALID_FILE, CandidatesConfig, run_candidates
 from digiq.critic import load_critic
 from digiq.models.policy import POLICY_JSON, PolicyModel
 from digiq.pipeline import (
+    PipelineError,
     _overrides,
     feature_prefix,
     load_config,
@@ -381,6 +382,34 @@ def test_filtered_bc_with_nothing_to_imitate_keeps_the_initial_policy(
     # without an initial policy there is nothing to keep: a clear error
     with pytest.raises(ValueError, match="no training example has a non-zero weight"):
         run_policy_train(bc_config(failures, tmp_path / "new", loss="filtered-bc"))
+
+
+def test_a_done_stage_whose_input_stage_ran_again_is_refused_not_skipped(
+    dataset: Path, tmp_path: Path
+) -> None:
+    calls: list[str] = []
+
+    def stage(name: str):
+        def run(run: Path, data: Path, preset: str, config: dict) -> dict:
+            calls.append(name)
+            return {}
+
+        return run
+
+    functions = {name: stage(name) for name in ("critic", "policy")}
+    run_stages(["critic", "policy"], tmp_path, dataset, functions=functions)
+    # Resuming: both done, in order -> both skipped.
+    run_stages(["critic", "policy"], tmp_path, dataset, functions=functions)
+    assert calls == ["critic", "policy"]
+    # The critic re-trained under a done policy: skipping the policy would keep one extracted
+    # from the old critic.
+    run_stages(["critic"], tmp_path, dataset, functions=functions, force=True)
+    with pytest.raises(PipelineError, match="stage policy .* input stage critic was run again"):
+        run_stages(["policy"], tmp_path, dataset, functions=functions)
+    assert calls == ["critic", "policy", "critic"]
+    run_stages(["policy"], tmp_path, dataset, functions=functions, force=True)
+    run_stages(["critic", "policy"], tmp_path, dataset, functions=functions)  # in order again
+    assert calls == ["critic", "policy", "critic", "policy"]
 
 
 def test_run_stages_records_failures_and_skips_done_stages(dataset: Path, tmp_path: Path) -> None:
