@@ -172,6 +172,27 @@ class Scale:
         return dataclasses.asdict(self)
 
 
+# The scale of `make demo`; ``medium`` is derived from it.
+_SMALL = Scale(
+    name="small",
+    demo_episodes=80,
+    demo_noise=1.0,
+    behaviour_steps=400,
+    offline_episodes=100,
+    num_candidates=4,
+    bestofn_threshold=0.10,
+    critic_steps=800,
+    critic_target="td-expected",
+    repr_epochs=1,
+    eval_tasks=24,
+    eval_seeds=2,
+    devices=2,
+    extraction_steps=80,
+    extraction_lr=3e-4,
+    candidate_temperature=1.0,
+    notes="2 CPU cores, tiny models, about 20 minutes",
+)
+
 SCALES: dict[str, Scale] = {
     "tiny": Scale(
         name="tiny",
@@ -191,49 +212,19 @@ SCALES: dict[str, Scale] = {
         candidate_temperature=1.0,
         notes="a few episodes per step: proves the pipeline runs, says nothing about quality",
     ),
-    "small": Scale(
-        name="small",
-        demo_episodes=80,
-        demo_noise=1.0,
-        behaviour_steps=400,
-        offline_episodes=100,
-        num_candidates=4,
-        bestofn_threshold=0.10,
-        critic_steps=800,
-        critic_target="td-expected",
-        repr_epochs=1,
-        eval_tasks=24,
-        eval_seeds=2,
-        devices=2,
-        extraction_steps=80,
-        extraction_lr=3e-4,
-        candidate_temperature=1.0,
-        notes="2 CPU cores, tiny models, about 20 minutes",
-    ),
+    "small": _SMALL,
     # ``small`` with three times its offline data and twice its evaluation episodes, nothing
     # else changed, so the two compare data size alone. Why it exists: at 100 episodes the
     # "open the first result" tasks (a third of the test split) hold 0-4 rewarded examples, and
-    # Best-of-N can only target that tap where the data reward it; with 300, Digi-Q learned
-    # the tap (27 and 9 of 32 test tasks in two datasets, Filtered BC 1 and 0), but in one of
-    # the two it also tapped there on shops' home pages and lost the site searches (README,
-    # Quickstart, "Three times the data"). 35 minutes on 2 cores (qm1).
-    "medium": Scale(
+    # Best-of-N can only target that tap where the data reward it; with 300, Digi-Q learned the
+    # tap (27 and 9 of 32 test tasks in two datasets, Filtered BC 1 and 0), but in one of the two
+    # it also tapped there on shops' home pages and lost the site searches (README, Quickstart,
+    # "Three times the data"). 35 minutes on 2 cores (qm1).
+    "medium": dataclasses.replace(
+        _SMALL,
         name="medium",
-        demo_episodes=80,
-        demo_noise=1.0,
-        behaviour_steps=400,
         offline_episodes=300,
-        num_candidates=4,
-        bestofn_threshold=0.10,
-        critic_steps=800,
-        critic_target="td-expected",
-        repr_epochs=1,
-        eval_tasks=24,
         eval_seeds=4,
-        devices=2,
-        extraction_steps=80,
-        extraction_lr=3e-4,
-        candidate_temperature=1.0,
         notes="small with 3x the offline data: 2 CPU cores, tiny models, about 35 minutes",
     ),
     "full": Scale(
