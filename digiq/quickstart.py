@@ -183,8 +183,8 @@ _SMALL = Scale(
     # 0.006 on results pages; 0.004 with 200 demonstrations, 0.026 with a 40-step budget),
     # offline datasets of 100 episodes held it rewarded 0-2 times, and Digi-Q learnt it in 1
     # of 4 runs (README, Quickstart, "Demonstrations that reach the last step"). At 0.85
-    # about 10 of 26 succeed and the behaviour policy opens the first result in about half
-    # of those test tasks, so every step of every task kind is rewarded in the data.
+    # about 10 of 26 succeed, the behaviour policy opens the first result in 3-9 of 16 test
+    # tasks, and every step of every task kind is rewarded in the data (qs78-qs82).
     demo_noise=0.85,
     behaviour_steps=400,
     offline_episodes=100,
