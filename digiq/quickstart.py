@@ -85,17 +85,20 @@ class QuickstartError(RuntimeError):
 class Scale:
     """How big each step is. ``small`` is sized for 2 CPU cores in <= 20 minutes.
 
-    The behaviour policy is mediocre the way AutoUI is, by wrong choices rather than broken
-    output: it is trained to convergence-ish (``small``: 400 steps) on demonstrations with
-    mistakes (``demo_noise``; ``small``: 0.85, a mistake at 42.5% of steps; see ``_SMALL`` for
-    why not the maximum 1.0, which left it at 27-50% success but blind to the last step of
-    "open the first result"), and its sampling is held to the AutoUI grammar
+    The behaviour policy is mediocre by wrong choices rather than broken output, as AutoUI
+    is, though less so: it is trained to convergence-ish (``small``: 400 steps) on
+    demonstrations with mistakes (``demo_noise``; ``small``: 0.85, a mistake at 42.5% of
+    steps, which leaves it at 48-77% success, against AutoUI's 25% on AitW; see ``_SMALL`` for
+    why not the maximum 1.0, which left it at 27-50% but blind to the last step of "open the
+    first result"), and its sampling is held to the AutoUI grammar
     (:mod:`digiq.models.autoui_grammar`), so no action is unparseable (10% were before). The
     earlier setting (150 steps on noise-0.5 demos) was mediocre mostly by garbling the AutoUI
     format (44% of its offline actions unparseable), which any further supervised step
     repairs, whatever it imitates (README, Quickstart, "What changed from the runs below, and
-    why"). Noise 0.5 with the grammar gives a 58% behaviour policy whose Best-of-N policy
-    drifts below it (README, "Structured decoding, running rollouts side by side").
+    why"). Noise 0.5 with the grammar gave a 58% behaviour policy whose Best-of-N policy
+    drifted below it (README, "Structured decoding, running rollouts side by side"); with
+    today's copy head it gives 81% (probe p3, README, "Demonstrations that reach the last
+    step").
     """
 
     name: str
