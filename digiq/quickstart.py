@@ -24,7 +24,9 @@ each run as a subprocess exactly as a user would type it (so every step is also 
 
 With simulated devices (``sim:N``), ``eval-behaviour`` runs beside ``offline`` and the three
 final evaluations run together (:attr:`Step.group`): each is its own subprocess with its own
-phones, and one rollout process keeps only about 1.3 of 2 cores busy.
+phones, and one rollout process keeps only about 1.3 of 2 cores busy. ``wildness`` (simulated
+devices only) sets the phones' in-the-wild perturbation level for every collection and
+evaluation alike; it is part of the run's settings.
 
 Everything is recorded in ``OUT/quickstart.json`` (each step's command, status, wall time and
 peak memory of its process tree; a group's wall time under ``groups``); a step marked done is
@@ -45,6 +47,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -299,10 +302,17 @@ def plan_steps(
     policy_path: str | None = None,
     devices: str | None = None,
     seed: int = 0,
+    wildness: float | None = None,
 ) -> list[Step]:
-    """Every step of the quickstart with its exact commands (nothing runs here)."""
+    """Every step of the quickstart with its exact commands (nothing runs here).
+
+    ``wildness`` (simulated devices only) is the in-the-wild perturbation level of every
+    collection and evaluation, so the data and the test meet the same phones; None keeps the
+    simulator's default.
+    """
     preset = preset or scale.preset
     device_spec = devices or f"sim:{scale.devices}"
+    wild = _wildness_options(wildness, device_spec)
     data_demos = out / "data" / "demos"
     data_offline = out / "data" / "offline"
     runs = out / "runs"
@@ -323,6 +333,7 @@ def plan_steps(
         "webp",
         "--no-progress",
         *(["--max-steps", str(scale.max_steps)] if scale.max_steps else []),
+        *wild,
     ]
     steps = [
         Step(
@@ -498,6 +509,7 @@ def plan_steps(
                         str(eval_dir),
                         "--no-progress",
                         *(["--max-steps", str(scale.max_steps)] if scale.max_steps else []),
+                        *wild,
                     )
                 ],
                 outputs=[str(eval_dir)],
@@ -510,6 +522,22 @@ def plan_steps(
     if concurrent:
         next(s for s in steps if s.name == "offline").group = "behaviour-rollouts"
     return steps
+
+
+def _wildness_options(wildness: float | None, device_spec: str) -> list[str]:
+    """``--wildness W`` for the rollout commands; refused (naming the option) where it cannot
+    apply, before any step runs."""
+    if wildness is None:
+        return []
+    if isinstance(wildness, bool) or not isinstance(wildness, (int, float)):
+        raise QuickstartError(f"--wildness must be a number in [0, 1], got {wildness!r}")
+    if not math.isfinite(wildness) or not 0.0 <= wildness <= 1.0:
+        raise QuickstartError(f"--wildness must be in [0, 1], got {wildness!r}")
+    if not device_spec.startswith("sim:"):
+        raise QuickstartError(
+            f"--wildness applies to simulated devices only (--devices sim:N), not {device_spec!r}"
+        )
+    return ["--wildness", str(float(wildness))]
 
 
 def train_config(scale: Scale) -> dict[str, Any]:
@@ -695,6 +723,7 @@ def run_quickstart(
     policy_path: str | None = None,
     devices: str | None = None,
     seed: int = 0,
+    wildness: float | None = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -708,6 +737,7 @@ def run_quickstart(
 
     out = Path(out)
     echo = echo or (lambda text: log.info("%s", text))
+    _wildness_options(wildness, devices or f"sim:{scale.devices}")  # refused before any record
     record = read_record(out)
     settings = {
         "task_set": task_set,
@@ -718,8 +748,11 @@ def run_quickstart(
         "devices": devices or f"sim:{scale.devices}",
         "seed": seed,
     }
+    if wildness is not None:  # absent otherwise, so runs recorded before the option resume
+        settings["wildness"] = wildness
     if record.get("settings") and record["settings"] != settings:
-        changed = sorted(k for k in settings if record["settings"].get(k) != settings[k])
+        keys = set(settings) | set(record["settings"])
+        changed = sorted(k for k in keys if record["settings"].get(k) != settings.get(k))
         raise QuickstartError(
             f"{out / RECORD_FILE} was started with other settings ({', '.join(changed)}); "
             "use another --out or the same options"
@@ -738,6 +771,7 @@ def run_quickstart(
         policy_path=policy_path,
         devices=devices,
         seed=seed,
+        wildness=wildness,
     )
     names = [s.name for s in steps] + ["report"]
     if until is not None and until not in names:

@@ -81,6 +81,14 @@ STEP_NAMES = (
     help="Device spec of collection and evaluation (sim:N, serials, adb:HOST:PORT; see "
     "digiq-collect --help). [default: sim:<the scale's device count>]",
 )
+@click.option(
+    "--wildness",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="In-the-wild perturbation level (popups, sponsored first results, search "
+    "suggestions, slow loads, layout shifts) of the simulated devices of every collection and "
+    "evaluation, 0..1; simulated devices only. [default: the simulator's, 0.35]",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every step.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print quickstart.json at the end.")
@@ -93,6 +101,7 @@ def quickstart_command(
     model_path: str | None,
     policy_path: str | None,
     devices: str | None,
+    wildness: float | None,
     seed: int,
     no_progress: bool,
     as_json: bool,
@@ -126,6 +135,7 @@ def quickstart_command(
             policy_path=policy_path,
             devices=devices,
             seed=seed,
+            wildness=wildness,
             progress=not no_progress,
             echo=echo,
         )

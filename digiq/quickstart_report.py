@@ -387,7 +387,13 @@ def write_report(out: Path, record: dict[str, Any]) -> dict[str, Any]:
             f"# Quickstart results ({settings.get('task_set', '?')}, scale {scale.get('name')})",
             "",
             f"Run {when} on {machine}; preset {settings.get('preset')}; devices "
-            f"{settings.get('devices')}; seed {settings.get('seed')}. Test split, first "
+            f"{settings.get('devices')}"
+            + (
+                f" (wildness {settings['wildness']})"
+                if settings.get("wildness") is not None
+                else ""
+            )
+            + f"; seed {settings.get('seed')}. Test split, first "
             f"{scale.get('eval_tasks')} tasks x {scale.get('eval_seeds')} seed(s) per method.",
             "",
             _markdown_table(HEADER, rows),

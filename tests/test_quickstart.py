@@ -294,12 +294,56 @@ def test_ctrl_c_stops_every_step_of_a_group_and_marks_them_interrupted(tmp_path:
     assert not (tmp_path / "a.second").exists()  # a stopped step starts no further command
 
 
+def test_wildness_reaches_every_rollout_and_nothing_else(tmp_path: Path) -> None:
+    scale = SCALES["small"]
+    rollouts = {"demos", "offline", *(f"eval-{m}" for m in METHODS)}
+    for step in plan_steps(tmp_path, scale, wildness=0.5):
+        for command in step.commands:
+            if step.name in rollouts:
+                assert command[command.index("--wildness") + 1] == "0.5", step.name
+            else:
+                assert "--wildness" not in command, step.name
+    default = plan_steps(tmp_path, scale)
+    assert not any("--wildness" in c for s in default for c in s.commands)  # the sim's own
+    with pytest.raises(QuickstartError, match="simulated devices only"):
+        plan_steps(tmp_path, scale, wildness=0.5, devices="emulator-5554")
+    for bad in (1.5, -0.1, float("nan"), True, "0.5"):
+        with pytest.raises(QuickstartError, match="--wildness"):
+            plan_steps(tmp_path, scale, wildness=bad)  # type: ignore[arg-type]
+    result = CliRunner().invoke(
+        quickstart_command, ["--wildness", "2", "--out", str(tmp_path / "qs")]
+    )
+    assert result.exit_code == 2 and "--wildness" in result.output
+    assert not (tmp_path / "qs").exists()  # refused before anything was written
+    refused = tmp_path / "refused"
+    with pytest.raises(QuickstartError, match="simulated devices only"):
+        run_quickstart(refused, SCALES["tiny"], devices="emulator-5554", wildness=0.5)
+    assert not (refused / RECORD_FILE).exists()
+
+
 def test_a_run_with_other_settings_is_refused(tmp_path: Path) -> None:
     (tmp_path / RECORD_FILE).write_text(
         json.dumps({"format": "digiq-quickstart-1", "steps": {}, "settings": {"seed": 5}})
     )
     with pytest.raises(QuickstartError, match="other settings"):
         run_quickstart(tmp_path, SCALES["tiny"], until="demos", progress=False)
+    # A run started with --wildness and continued without it (or the reverse) names it.
+    tiny = SCALES["tiny"]
+    settings = {
+        "task_set": "webshop",
+        "scale": tiny.to_dict(),
+        "preset": tiny.preset,
+        "model_path": None,
+        "policy_path": None,
+        "devices": f"sim:{tiny.devices}",
+        "seed": 0,
+    }
+    for recorded, given in (({**settings, "wildness": 0.5}, None), (settings, 0.5)):
+        (tmp_path / RECORD_FILE).write_text(
+            json.dumps({"format": "digiq-quickstart-1", "steps": {}, "settings": recorded})
+        )
+        with pytest.raises(QuickstartError, match=r"other settings \(wildness\)"):
+            run_quickstart(tmp_path, tiny, until="demos", progress=False, wildness=given)
     (tmp_path / RECORD_FILE).write_text("{not json")
     with pytest.raises(QuickstartError, match="not valid JSON"):
         run_quickstart(tmp_path, SCALES["tiny"], until="demos", progress=False)
@@ -327,7 +371,7 @@ def test_tiny_quickstart_interrupted_then_resumed_writes_every_output(
     out = tmp_path / "qs"
     command = [
         sys.executable, "-m", "digiq.cli", "quickstart", "--scale", "tiny", "--out", str(out),
-        "--no-progress",
+        "--no-progress", "--wildness", "0.2",
     ]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
@@ -387,6 +431,9 @@ def test_tiny_quickstart_interrupted_then_resumed_writes_every_output(
     assert set(summary["checks"]) == {"oracle", "rules"}
     results = (out / "RESULTS.md").read_text()
     assert "success, oracle [95% CI]" in results
+    assert "devices sim:2 (wildness 0.2)" in results
+    for method in METHODS:  # every evaluation met the same phones as the data
+        assert json.loads((out / "eval" / method / "run.json").read_text())["wildness"] == 0.2
     assert "(evaluations, together)" in results
     for _, _, label in METHODS.values():
         assert label in results or label.split(" (")[0] in results
