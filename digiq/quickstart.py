@@ -235,7 +235,9 @@ SCALES: dict[str, Scale] = {
     # tap where the data reward it; with 300, Digi-Q learned the tap (27 and 9 of 32 test tasks
     # in two datasets, Filtered BC 1 and 0), but in one of the two it also tapped there on
     # shops' home pages and lost the site searches (README, Quickstart, "Three times the
-    # data"). 35 minutes on 2 cores (qm1). Not re-measured with the 0.85 demonstrations.
+    # data"). 35 minutes on 2 cores (qm1); with the 0.85 demonstrations 34 minutes and no lead
+    # of Digi-Q over Filtered BC either (qm2: 85.4% against 92.7% of 96 episodes; README,
+    # "Level with Filtered BC").
     "medium": dataclasses.replace(
         _SMALL,
         name="medium",
