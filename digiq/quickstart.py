@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from digiq.policy_agent import EVAL_TEMPERATURE
+from eval.devices import DeviceSpecError, parse_devices
 from trajectories.manifest import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -535,7 +536,11 @@ def _wildness_options(wildness: float | None, device_spec: str) -> list[str]:
         raise QuickstartError(f"--wildness must be a number in [0, 1], got {wildness!r}")
     if not math.isfinite(wildness) or not 0.0 <= wildness <= 1.0:
         raise QuickstartError(f"--wildness must be in [0, 1], got {wildness!r}")
-    if not device_spec.startswith("sim:"):
+    try:
+        only_sim = parse_devices(device_spec).only_sim  # the check collection and evaluation make
+    except DeviceSpecError as exc:
+        raise QuickstartError(str(exc)) from None
+    if not only_sim:
         raise QuickstartError(
             f"--wildness applies to simulated devices only (--devices sim:N), not {device_spec!r}"
         )
@@ -739,7 +744,8 @@ def run_quickstart(
 
     out = Path(out)
     echo = echo or (lambda text: log.info("%s", text))
-    _wildness_options(wildness, devices or f"sim:{scale.devices}")  # refused before any record
+    device_spec = devices or f"sim:{scale.devices}"
+    _wildness_options(wildness, device_spec)  # refused before anything is written
     record = read_record(out)
     settings = {
         "task_set": task_set,
@@ -747,7 +753,7 @@ def run_quickstart(
         "preset": preset or scale.preset,
         "model_path": model_path,
         "policy_path": policy_path,
-        "devices": devices or f"sim:{scale.devices}",
+        "devices": device_spec,
         "seed": seed,
     }
     if wildness is not None:  # absent otherwise, so runs recorded before the option resume

@@ -382,18 +382,15 @@ def write_report(out: Path, record: dict[str, Any]) -> dict[str, Any]:
         )
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record.get("started", time.time())))
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"
+    devices = str(settings.get("devices"))
+    if settings.get("wildness") is not None:
+        devices += f" (wildness {settings['wildness']})"
     markdown = "\n".join(
         [
             f"# Quickstart results ({settings.get('task_set', '?')}, scale {scale.get('name')})",
             "",
             f"Run {when} on {machine}; preset {settings.get('preset')}; devices "
-            f"{settings.get('devices')}"
-            + (
-                f" (wildness {settings['wildness']})"
-                if settings.get("wildness") is not None
-                else ""
-            )
-            + f"; seed {settings.get('seed')}. Test split, first "
+            f"{devices}; seed {settings.get('seed')}. Test split, first "
             f"{scale.get('eval_tasks')} tasks x {scale.get('eval_seeds')} seed(s) per method.",
             "",
             _markdown_table(HEADER, rows),

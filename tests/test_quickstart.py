@@ -305,8 +305,12 @@ def test_wildness_reaches_every_rollout_and_nothing_else(tmp_path: Path) -> None
                 assert "--wildness" not in command, step.name
     default = plan_steps(tmp_path, scale)
     assert not any("--wildness" in c for s in default for c in s.commands)  # the sim's own
-    with pytest.raises(QuickstartError, match="simulated devices only"):
-        plan_steps(tmp_path, scale, wildness=0.5, devices="emulator-5554")
+    for real in ("emulator-5554", "sim:2;emulator-5554"):  # mixed specs are not sim-only
+        with pytest.raises(QuickstartError, match="simulated devices only"):
+            plan_steps(tmp_path, scale, wildness=0.5, devices=real)
+    assert plan_steps(tmp_path, scale, wildness=0.5, devices="SIM:3")  # the parser's spelling
+    with pytest.raises(QuickstartError, match="must be sim:N"):
+        plan_steps(tmp_path, scale, wildness=0.5, devices="sim:x")
     for bad in (1.5, -0.1, float("nan"), True, "0.5"):
         with pytest.raises(QuickstartError, match="--wildness"):
             plan_steps(tmp_path, scale, wildness=bad)  # type: ignore[arg-type]
