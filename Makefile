@@ -40,11 +40,14 @@ test: setup
 # The project's main job: the Digi-Q experiment end to end on simulated phones (README, "Quickstart").
 # Resumable: run `make demo` again after an interruption; `make demo DEMO_FRESH=1` starts over.
 # `make demo DEMO_SCALE=medium`: three times the offline data, about 35 minutes (runs/demo-medium).
+# `make demo DEMO_TASK_SET=general`: the AitW General tasks instead of Web Shopping
+# (runs/demo-general; with DEMO_SCALE=medium 21-23 minutes, README "The General task set").
 DEMO_SCALE ?= small
-DEMO_OUT ?= runs/demo$(if $(filter-out small,$(DEMO_SCALE)),-$(DEMO_SCALE))
+DEMO_TASK_SET ?= webshop
+DEMO_OUT ?= runs/demo$(if $(filter-out webshop,$(DEMO_TASK_SET)),-$(DEMO_TASK_SET))$(if $(filter-out small,$(DEMO_SCALE)),-$(DEMO_SCALE))
 demo: setup
 	@if [ -n "$(DEMO_FRESH)" ]; then rm -rf $(DEMO_OUT); fi
-	HF_HUB_OFFLINE=1 $(VENV)/bin/digiq quickstart --task-set webshop --scale $(DEMO_SCALE) --out $(DEMO_OUT)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/digiq quickstart --task-set $(DEMO_TASK_SET) --scale $(DEMO_SCALE) --out $(DEMO_OUT)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""How good are the actions each policy-extraction method imitates? (simulated Web Shopping)
+"""How good are the actions each policy-extraction method imitates? (simulated Web Shopping, General)
 
 The quickstart's table says which policy succeeds; this says why, by scoring what each method
 is trained to imitate against the scripted expert (``eval.agents.scripted.ScriptedAgent`` at
@@ -25,7 +25,9 @@ screen the scripted agent does online; nothing here touches a simulator), then:
 
 Match rule: TYPE needs the same text (case-insensitive); other actions use the AitW rule
 (``android.actions.actions_match``) with the clickable elements' boxes of the recorded screen.
-Episodes of tasks outside the Web Shopping lists are left out.
+Episodes of tasks outside the generated Web Shopping and General lists are left out. The
+threshold is, unless ``--threshold`` is given, each episode's published one (0.05 Web Shopping,
+0.10 General), as in the policy stage.
 
 ``--policies``: where does each trained policy put its probability? For every state with an
 expert action, p(expert action) = exp(log pi of the expert's AutoUI string) under each policy,
@@ -67,7 +69,7 @@ from android.observation import Observation  # noqa: E402
 from benchmarks._common import machine  # noqa: E402
 from eval.agents.base import AgentStep  # noqa: E402
 from eval.agents.scripted import ScriptedAgent  # noqa: E402
-from eval.tasks import load_task_set  # noqa: E402
+from eval.tasks import SPLITS, TASK_SETS, load_task_set  # noqa: E402
 from trajectories import CandidateTable, ReplayBuffer  # noqa: E402
 
 
@@ -84,8 +86,9 @@ def _boxes(step: Any, screen: tuple[int, int]) -> list[tuple[float, float, float
 def expert_actions(buffer: ReplayBuffer) -> dict[tuple[str, int], tuple[Action, list]]:
     """(episode id, step) -> (the expert's intended action, clickable boxes) for every state."""
     tasks: dict[str, Any] = {}
-    for split in ("train", "test"):
-        tasks.update({t.task_id: t for t in load_task_set("webshop", split)})
+    for task_set in TASK_SETS:
+        for split in SPLITS:
+            tasks.update({t.task_id: t for t in load_task_set(task_set, split)})
     expert = ScriptedAgent(noise=0.0)
     out: dict[tuple[str, int], tuple[Action, list]] = {}
     for episode, steps in buffer.iter_episodes():
@@ -246,23 +249,26 @@ def diagnose(
     threshold: float | None = None,
     value_range: ValueRange = None,
 ) -> dict[str, Any]:
-    from digiq.bestofn import build_policy_targets
+    from digiq.bestofn import build_policy_targets, threshold_for
 
     buffer, table, scores = _critic_scores(data, run, features_run, value_range)
     q = np.maximum(scores.q1, scores.q2)
     expert = expert_actions(buffer)
 
+    task_sets = {e.episode_id: e.task_set for e in buffer.episodes()}
     key_of = {}
+    thresholds: dict[int, float] = {}
     for tid in scores.transition_ids.tolist():
         t = buffer.transition(tid)
         key_of[tid] = ((t.episode_id, t.step), t.task)
+        thresholds[tid] = threshold_for(task_sets[t.episode_id])
     labels = candidate_labels(scores.transition_ids, buffer, table, expert)
     dataset = [ok[0] for ok, _ in labels.values()]
     coverage = [any(ok) for ok, _ in labels.values()]
     pairs = _pairwise(q, labels)
 
     targets = build_policy_targets(buffer, table, scores, "bestofn", threshold, on_missing="skip")
-    by_intent = _by_intent(scores, labels, key_of, expert, targets, threshold)
+    by_intent = _by_intent(scores, labels, key_of, expert, targets, threshold, thresholds)
     chosen, by_type, confusions = [], collections.Counter(), collections.Counter()
     for target in targets:
         if target.weight <= 0:
@@ -327,21 +333,18 @@ def _by_intent(
     key_of: dict,
     expert: dict,
     targets: list,
-    threshold: float | None = None,
+    threshold: float | None,
+    thresholds: dict[int, float],
 ) -> list[dict[str, Any]]:
     """Per expert intent (the action the expert would take there), how far Best-of-N gets:
     states, states with a matching candidate (``covered``), of those where the argmax candidate
     matches (``argmax_matches``) and where a matching candidate clears the threshold
-    (``matching_above_threshold``; ``threshold``, by default the published Web Shopping one, as
-    for the targets), then weighted targets and how many match."""
-    from digiq.bestofn import threshold_for
-
+    (``matching_above_threshold``; ``threshold``, by default each state's task set's published
+    one from ``thresholds``, as for the targets), then weighted targets and how many match."""
     advantages = scores.advantages()
     q = np.maximum(scores.q1, scores.q2)
     v = np.maximum(scores.v1, scores.v2)
     values: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
-    if threshold is None:
-        threshold = threshold_for("webshop")
     by_tid = {t.transition_id: t for t in targets}
     rows: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for row, (ok, _) in labels.items():
@@ -355,7 +358,8 @@ def _by_intent(
         if matching:
             counts["covered"] += 1
             counts["argmax_matches"] += bool(ok[int(np.nanargmax(adv))])
-            counts["matching_above_threshold"] += max(matching) > threshold
+            state_threshold = thresholds[tid] if threshold is None else threshold
+            counts["matching_above_threshold"] += max(matching) > state_threshold
             best_q = max(
                 float(q[row, k]) for k in range(len(ok)) if ok[k] and not np.isnan(q[row, k])
             )

@@ -41,7 +41,8 @@ STEP_NAMES = (
     show_default=True,
     help="small: 2 CPU cores, tiny models, <= 20 minutes (what `make demo` runs); tiny: a few "
     "episodes per step (a smoke test); medium: small with 3x the offline data and 96 "
-    "evaluation episodes per method, about 35 minutes on 2 cores (for measuring data size); "
+    "evaluation episodes per method, about 35 minutes on 2 cores on Web Shopping, 21-23 "
+    "on General (for measuring data size); "
     "full: the paper's protocol (96 test tasks x 3 seeds) for a GPU server.",
 )
 @click.option(
