@@ -745,8 +745,23 @@ def run_quickstart(
 
     out = Path(out)
     echo = echo or (lambda text: log.info("%s", text))
+    # Planned first (nothing is written there): bad --wildness, devices or --until are refused
+    # before the record exists.
+    steps = plan_steps(
+        out,
+        scale,
+        task_set,
+        preset=preset,
+        model_path=model_path,
+        policy_path=policy_path,
+        devices=devices,
+        seed=seed,
+        wildness=wildness,
+    )
+    names = [s.name for s in steps] + ["report"]
+    if until is not None and until not in names:
+        raise QuickstartError(f"unknown step {until!r}; steps: {', '.join(names)}")
     device_spec = devices or f"sim:{scale.devices}"
-    _wildness_options(wildness, device_spec)  # refused before anything is written
     record = read_record(out)
     settings = {
         "task_set": task_set,
@@ -771,20 +786,6 @@ def run_quickstart(
     record.setdefault("started", time.time())
     _write_record(out, record)
     _write_yaml(out / "digiq-train.yaml", train_config(scale))
-    steps = plan_steps(
-        out,
-        scale,
-        task_set,
-        preset=preset,
-        model_path=model_path,
-        policy_path=policy_path,
-        devices=devices,
-        seed=seed,
-        wildness=wildness,
-    )
-    names = [s.name for s in steps] + ["report"]
-    if until is not None and until not in names:
-        raise QuickstartError(f"unknown step {until!r}; steps: {', '.join(names)}")
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")

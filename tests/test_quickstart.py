@@ -323,6 +323,9 @@ def test_wildness_reaches_every_rollout_and_nothing_else(tmp_path: Path) -> None
     with pytest.raises(QuickstartError, match="simulated devices only"):
         run_quickstart(refused, SCALES["tiny"], devices="emulator-5554", wildness=0.5)
     assert not (refused / RECORD_FILE).exists()
+    with pytest.raises(QuickstartError, match="unknown step 'nope'"):
+        run_quickstart(refused, SCALES["tiny"], until="nope", progress=False)
+    assert not (refused / RECORD_FILE).exists()  # an unknown --until writes nothing either
 
 
 def test_a_run_with_other_settings_is_refused(tmp_path: Path) -> None:
