@@ -16,6 +16,7 @@ from digiq.models.vlm import VLM
 from digiq.repr import (
     CHANGE_THRESHOLD,
     CURSOR_FRACTION,
+    LABEL_BLOCK,
     ReprConfig,
     action_prompt,
     draw_cursor,
@@ -28,7 +29,7 @@ from digiq.repr import (
     yes_no_metrics,
 )
 from trajectories import DatasetWriter, EpisodeRecord, ReplayBuffer, StepRecord
-from trajectories.images import encode_png
+from trajectories.images import decode_image, encode_png
 
 # A small model so a few epochs of fine-tuning fit in seconds on two cores.
 TEST_TINY = TinyVLMConfig(
@@ -308,3 +309,34 @@ def test_repr_stage_with_lora_trains_adapters_only_and_saves_merged(
     lm_after = final.core_model.model.language_model.layers[0].self_attn.q_proj.weight.detach()
     assert not torch.allclose(lm_before, lm_after)  # the adapter was merged into the weights
     assert not any("lora" in k for k in final.core_model.state_dict())
+
+
+def test_labels_on_worker_threads_equal_a_serial_loop_and_fill_a_partial_cache(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """Blocks of transitions are labelled on threads (LABEL_BLOCK each; this dataset spans
+    two blocks): every label and change must be the serial loop's, and a cache holding only
+    some transitions is completed without touching the cached ones."""
+    buffer = ReplayBuffer.open(dataset)
+    assert len(buffer) > LABEL_BLOCK
+    serial = []
+    batch = buffer.batch(buffer.transition_ids)
+    for t, row in zip(batch, batch.rows, strict=True):
+        before = decode_image(buffer.screenshot_bytes(int(row)))
+        after = decode_image(buffer.screenshot_bytes(int(row) + 1))
+        serial.append((t.transition_id, *yes_no_label(before, after, t.action)))
+    threaded = label_buffer(buffer)
+    assert [(e.transition_id, e.label, e.change) for e in threaded] == serial
+
+    cache = tmp_path / "labels.json"
+    label_buffer(buffer, cache=cache)
+    data = json.loads(cache.read_text())
+    data["rows"] = [row for row in data["rows"] if row[0] % 3 == 0]  # keep a third
+    kept = data["rows"][0][0]
+    data["rows"][0][1] = not data["rows"][0][1]  # a cached label is used as it is
+    cache.write_text(json.dumps(data))
+    again = {e.transition_id: e for e in label_buffer(buffer, cache=cache)}
+    for tid, label, change in serial:
+        expected = (not label) if tid == kept else label
+        assert again[tid].label == expected and again[tid].change == pytest.approx(change)
+    assert len(json.loads(cache.read_text())["rows"]) == len(serial)  # completed on disk
