@@ -836,6 +836,19 @@ def _batches(steps: Sequence[Step], until: str | None) -> list[list[Step]]:
     return batches
 
 
+def side_by_side_env(env: dict[str, str], steps: int) -> dict[str, str]:
+    """The environment of ``steps`` processes that run at the same time: each gets its share of
+    the cores as torch threads (``OMP_NUM_THREADS``), unless the caller's environment sets it.
+
+    Every process otherwise starts one torch thread per core, and on 2 cores three evaluations
+    then run 6 threads: with one thread each, three evaluations of 24 episodes took 48-59 s
+    instead of 53-67 s, with the same outcomes (benchmarks/RESULTS.md, nineteenth session).
+    """
+    if steps < 2 or "OMP_NUM_THREADS" in env:
+        return env
+    return {**env, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // steps))}
+
+
 def _run_group(
     out: Path, batch: Sequence[Step], record: dict[str, Any], env: dict[str, str], echo: Callable
 ) -> None:
@@ -869,6 +882,7 @@ def _run_group(
                 pass
 
     echo(f"{group}: {', '.join(s.name for s in batch)} at the same time")
+    env = side_by_side_env(env, len(batch))
     tick = time.perf_counter()
     threads = [
         threading.Thread(target=work, args=(step, done), name=f"step-{step.name}")
@@ -893,6 +907,7 @@ def _run_group(
         record.setdefault("groups", {})[group] = {
             "steps": [step.name for step in batch],
             "wall_s": round(time.perf_counter() - tick, 2),
+            "torch_threads_per_step": env.get("OMP_NUM_THREADS"),
             "peak_rss_mb_sum": round(sum(float(e.get("peak_rss_mb") or 0) for e in entries), 1),
         }
         _write_record(out, record)

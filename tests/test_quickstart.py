@@ -26,6 +26,7 @@ from digiq.quickstart import (
     _run_group,
     plan_steps,
     run_quickstart,
+    side_by_side_env,
     train_config,
 )
 from digiq.quickstart_cli import quickstart_command
@@ -235,6 +236,29 @@ def test_a_group_runs_its_steps_at_the_same_time_and_records_each(tmp_path: Path
     )
     saved = json.loads((tmp_path / RECORD_FILE).read_text())
     assert saved["groups"]["g"]["steps"] == ["a", "b"]
+
+
+_THREADS = "import os, sys, pathlib; pathlib.Path(sys.argv[1]).write_text(os.environ.get('OMP_NUM_THREADS', 'unset'))"
+
+
+def test_steps_side_by_side_share_the_cores_as_torch_threads(tmp_path: Path) -> None:
+    """Each step of a group starts with OMP_NUM_THREADS = its share of the cores (at least 1);
+    a step alone, or a caller who set the variable, keeps the environment as it is."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    share = str(max(1, (os.cpu_count() or 1) // 2))
+    assert side_by_side_env(env, 1) is env
+    assert side_by_side_env(env, 2)["OMP_NUM_THREADS"] == share
+    assert side_by_side_env(env, 64)["OMP_NUM_THREADS"] == "1"
+    assert side_by_side_env({**env, "OMP_NUM_THREADS": "7"}, 3)["OMP_NUM_THREADS"] == "7"
+    record: dict = {"steps": {}}
+    batch = [
+        Step(n, [[sys.executable, "-c", _THREADS, str(tmp_path / f"{n}.txt")]], group="g")
+        for n in ("a", "b")
+    ]
+    _run_group(tmp_path, batch, record, env, lambda _: None)
+    assert [(tmp_path / f"{n}.txt").read_text() for n in ("a", "b")] == [share, share]
+    assert record["groups"]["g"]["torch_threads_per_step"] == share
+    assert "OMP_NUM_THREADS" not in env  # the caller's mapping is not changed
 
 
 def test_the_record_lists_steps_in_plan_order_whichever_thread_started_first(
