@@ -296,6 +296,11 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "digiq.cli", *args]
 
 
+def default_devices(scale: Scale, devices: str | None) -> str:
+    """The device spec of a run: the caller's, else the scale's count of simulated phones."""
+    return devices or f"sim:{scale.devices}"
+
+
 def plan_steps(
     out: Path,
     scale: Scale,
@@ -315,7 +320,7 @@ def plan_steps(
     simulator's default.
     """
     preset = preset or scale.preset
-    device_spec = devices or f"sim:{scale.devices}"
+    device_spec = default_devices(scale, devices)
     wild = _wildness_options(wildness, device_spec)
     data_demos = out / "data" / "demos"
     data_offline = out / "data" / "offline"
@@ -761,7 +766,7 @@ def run_quickstart(
     names = [s.name for s in steps] + ["report"]
     if until is not None and until not in names:
         raise QuickstartError(f"unknown step {until!r}; steps: {', '.join(names)}")
-    device_spec = devices or f"sim:{scale.devices}"
+    device_spec = default_devices(scale, devices)
     record = read_record(out)
     settings = {
         "task_set": task_set,
