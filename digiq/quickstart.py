@@ -239,7 +239,8 @@ SCALES: dict[str, Scale] = {
     # data"). 35 minutes on 2 cores (qm1); with the 0.85 demonstrations 34 minutes and no lead
     # of Digi-Q over Filtered BC either (qm2: 85.4% against 92.7% of 96 episodes; README,
     # "Level with Filtered BC"). On the General tasks it takes 21-23 minutes and gave the
-    # paper's ordering in 5 of 5 runs (qgm1-qgm5; README, Quickstart, "The General task set").
+    # paper's ordering in 5 of 5 runs (qgm1-qgm5) and not in a sixth with the same training
+    # (qge1; README, Quickstart, "The General task set").
     "medium": dataclasses.replace(
         _SMALL,
         name="medium",
