@@ -848,7 +848,7 @@ def side_by_side_env(env: dict[str, str], steps: int) -> dict[str, str]:
 
     Every process otherwise starts one torch thread per core, and on 2 cores three evaluations
     then run 6 threads: with one thread each, three evaluations of 24 episodes took 48-59 s
-    instead of 53-67 s, with the same outcomes (benchmarks/RESULTS.md, nineteenth session).
+    instead of 53-67 s, with the same outcomes (benchmarks/RESULTS.md, eighteenth session).
     """
     if steps < 2 or "OMP_NUM_THREADS" in env:
         return env

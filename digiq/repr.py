@@ -347,11 +347,10 @@ def label_buffer(
             labelled.update(zip(block, result, strict=True))
             bar.update(len(block))
     fresh = len(labelled)
-    labelled.update((tid, v) for tid, v in cached.items() if tid not in labelled)
     out: list[YesNoExample] = []
     for start in range(0, len(ids), 256):
         for t in buffer.batch(ids[start : start + 256]):
-            hit = labelled[t.transition_id]
+            hit = labelled.get(t.transition_id) or cached[t.transition_id]
             out.append(
                 YesNoExample(
                     transition_id=t.transition_id,
