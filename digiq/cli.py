@@ -13,6 +13,7 @@ import logging
 
 import click
 
+from android.allocator import keep_freed_memory
 from digiq.collect_cli import collect_command
 from digiq.data_cli import data
 from digiq.eval_cli import autorater_group, eval_command
@@ -35,6 +36,7 @@ from digiq.train_cli import train_group
 def main(log_level: str) -> None:
     """DigiQ: offline RL (Digi-Q) for Android device-control agents, on real emulators or on
     embedded simulated devices."""
+    keep_freed_memory()
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
 
 
@@ -51,6 +53,7 @@ register_policy_agent()
 
 def sim_main() -> None:
     """``digiq-sim``: alias of ``digiq sim``."""
+    keep_freed_memory()
     sim(prog_name="digiq-sim")
 
 
@@ -85,6 +88,7 @@ def _dispatch(name: str) -> None:
         except click.ClickException as exc:
             exc.show()
             raise SystemExit(exc.exit_code) from None
+    keep_freed_memory()
     command(prog_name=f"digiq-{name}")
 
 

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from android.allocator import keep_freed_memory
 from emulator_configs import DEFAULT_PROFILE, AvdProfile, load_profile, profile_from_config_ini
 
 from .device import SimDevice
@@ -154,6 +155,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()  # every frame it renders and encodes is megabytes (android/allocator.py)
     args = build_parser().parse_args(argv)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if args.run_dir:
