@@ -174,9 +174,29 @@ class Scale:
     # (qs59-qs68; README, "Ending the typed query"): not the default yet.
     policy_history: int = 1
     notes: str = ""
+    # Per task set, fields that differ from the ones above (``for_task_set`` applies them).
+    # ``small`` sizes its offline data and evaluation by what fits in 20 minutes on each task
+    # set: General episodes take half the steps of Web Shopping ones (about 8.5 against 13-14
+    # per offline episode) and Digi-Q needs ~300 of them to lead Filtered BC there (README,
+    # Quickstart, "The General task set").
+    task_set_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def for_task_set(self, task_set: str) -> Scale:
+        """This scale as it runs on ``task_set``: its overrides applied (none left)."""
+        changes = dict(self.task_set_overrides.get(task_set, {}))
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(
+                f"scale {self.name!r}: unknown fields {sorted(unknown)} for {task_set}"
+            )
+        return dataclasses.replace(self, **changes, task_set_overrides={})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as run (what quickstart.json records); the overrides table is left out,
+        so a run folder records the sizes it actually used."""
+        out = dataclasses.asdict(self)
+        out.pop("task_set_overrides")
+        return out
 
 
 # The scale of `make demo`; ``medium`` is derived from it.
@@ -207,6 +227,18 @@ _SMALL = Scale(
     extraction_lr=3e-4,
     candidate_temperature=1.0,
     notes="2 CPU cores, tiny models, about 20 minutes",
+    # General (``make demo``): three times the offline data and twice the evaluation episodes
+    # (24 tasks x 4 seeds). With 100 episodes Digi-Q was not reliable there (ahead of Filtered
+    # BC in 1 of 3 runs, qg1-qg3); with 300 it led in 7 of 8 (qgm1-qgm8, qge1), and since
+    # every process keeps its freed memory (android/allocator.py) such a run takes 16-17
+    # minutes on 2 cores instead of 20-23 (README, Quickstart, "The General task set").
+    task_set_overrides={
+        "general": {
+            "offline_episodes": 300,
+            "eval_seeds": 4,
+            "notes": "2 CPU cores, tiny models, 300 General episodes, about 17 minutes",
+        }
+    },
 )
 
 SCALES: dict[str, Scale] = {
@@ -247,6 +279,7 @@ SCALES: dict[str, Scale] = {
         offline_episodes=300,
         eval_seeds=4,
         notes="small with 3x the offline data: 2 CPU cores, tiny models, about 35 minutes",
+        task_set_overrides={},
     ),
     "full": Scale(
         name="full",
@@ -320,6 +353,7 @@ def plan_steps(
     collection and evaluation, so the data and the test meet the same phones; None keeps the
     simulator's default.
     """
+    scale = scale.for_task_set(task_set)
     preset = preset or scale.preset
     device_spec = default_devices(scale, devices)
     wild = _wildness_options(wildness, device_spec)
@@ -750,6 +784,7 @@ def run_quickstart(
     from tqdm.auto import tqdm
 
     out = Path(out)
+    scale = scale.for_task_set(task_set)
     echo = echo or (lambda text: log.info("%s", text))
     # Planned first (nothing is written there): bad --wildness, devices or --until are refused
     # before the record exists.
