@@ -569,6 +569,30 @@ def test_policy_learns_where_to_tap_and_to_copy_an_unseen_word(tokenizer) -> Non
     assert np.mean(copy_ok) >= 0.5, np.mean(copy_ok)
 
 
+def test_decoding_with_the_cache_writes_what_decoding_without_it_writes(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    # generate() feeds only the last token when it keeps a cache: a cache that does not reach
+    # the decoder (transformers 5.24 renamed it; CI, 2026-11-24) decodes every step without
+    # context, which scored taps in the wrong column. Lightly trained so that the context matters.
+    torch.manual_seed(0)
+    model = PolicyModel.build(small_config(), tokenizer=tokenizer, precision="fp32")
+    rng = np.random.default_rng(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(30):
+        batch = [toy_example(("tap", "type")[i % 2], rng, TRAIN_WORDS) for i in range(32)]
+        prepared = model.prepare([b[0] for b in batch], [model.input_text([], b[1]) for b in batch])
+        loss = model.loss(prepared, [model.target_text(b[2]) for b in batch], [1.0] * 32)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    states = [toy_example(("tap", "type")[i % 2], rng, TEST_WORDS) for i in range(16)]
+    batch = model.prepare([b[0] for b in states], [model.input_text([], b[1]) for b in states])
+    for n, temperature, seed in ((1, None, None), (2, 1.0, 7)):
+        cached = model._generate(batch, n, temperature, seed, use_cache=True)
+        uncached = model._generate(batch, n, temperature, seed, use_cache=False)
+        assert cached == uncached, temperature
+    assert len({row[0] for row in cached}) > 4  # sampled texts differ between states
+
+
 def test_query_augmentation_replaces_the_query_consistently() -> None:
     rng = np.random.default_rng(0)
     previous = to_autoui(Action.type("razer kraken")).split("Action Decision: ")[1]

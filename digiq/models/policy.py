@@ -107,6 +107,7 @@ projections, copy head), ``t5_config.json``, the tokenizer files and ``digiq_pol
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import math
@@ -604,6 +605,13 @@ def _pointer_t5_class() -> type:
     this module must not import transformers)."""
     from transformers import T5ForConditionalGeneration
     from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+    from transformers.models.t5.modeling_t5 import T5Stack
+
+    # The decoder cache's name: ``cache`` from transformers 5.24, ``past_key_values`` before.
+    stack_arguments = inspect.signature(T5Stack.forward).parameters
+    cache_argument = "cache" if "cache" in stack_arguments else "past_key_values"
+    output_fields = {f.name for f in dataclasses.fields(Seq2SeqLMOutput)}
+    cache_field = "cache" if "cache" in output_fields else "past_key_values"
 
     class PointerT5(T5ForConditionalGeneration):
         """T5 whose ``forward`` may mix in a copy distribution (``copy_ids`` given)."""
@@ -684,14 +692,20 @@ def _pointer_t5_class() -> type:
             enc = encoder_outputs.last_hidden_state
             if labels is not None and decoder_input_ids is None:
                 decoder_input_ids = self._shift_right(labels)
+            # transformers 5.24 renamed the decoder cache ``past_key_values`` -> ``cache`` in
+            # forward arguments and outputs, and generate() hands it over as ``cache``: dropping
+            # it into **kwargs made every step decode from an empty cache (CI, 2026-11-24).
+            cache = kwargs.pop("cache", None)
+            if cache is None:
+                cache = past_key_values
             dec = self.decoder(
                 input_ids=decoder_input_ids,
                 attention_mask=decoder_attention_mask,
                 inputs_embeds=decoder_inputs_embeds,
-                past_key_values=past_key_values,
                 encoder_hidden_states=enc,
                 encoder_attention_mask=attention_mask,
                 use_cache=use_cache,
+                **{cache_argument: cache},
             )
             hidden = dec[0]
             out = hidden * (self.model_dim**-0.5) if self.config.scale_decoder_outputs else hidden
@@ -701,8 +715,8 @@ def _pointer_t5_class() -> type:
                 logits = self._mix_copy(logits, hidden, enc, copy_ids, decoder_input_ids, prefix)
             return Seq2SeqLMOutput(
                 logits=logits,
-                past_key_values=dec.past_key_values,
                 encoder_last_hidden_state=enc,
+                **{cache_field: getattr(dec, cache_field)},
             )
 
         def _mix_copy(
@@ -1500,7 +1514,10 @@ class PolicyModel:
         temperature: float | None,
         generator_seed: int | None,
         grammar: bool = True,
+        use_cache: bool = True,
     ) -> list[list[str]]:
+        """``use_cache=False`` re-decodes the whole prefix each step: slower, the same tokens
+        (what the test of the cache plumbing compares against)."""
         t5 = self.net.t5
         was_training = self.net.training
         self.net.eval()
@@ -1515,6 +1532,7 @@ class PolicyModel:
                 "decoder_start_token_id": t5.config.decoder_start_token_id,
                 "eos_token_id": self.eos_id,
                 "pad_token_id": self.pad_id,
+                "use_cache": use_cache,
             }
             if copy_ids is not None:
                 kwargs["copy_ids"] = copy_ids
