@@ -229,9 +229,10 @@ _SMALL = Scale(
     notes="2 CPU cores, tiny models, about 20 minutes",
     # General (``make demo``): three times the offline data and twice the evaluation episodes
     # (24 tasks x 4 seeds). With 100 episodes Digi-Q was not reliable there (ahead of Filtered
-    # BC in 1 of 3 runs, qg1-qg3); with 300 it led in 7 of 8 (qgm1-qgm8, qge1), and since
-    # every process keeps its freed memory (android/allocator.py) such a run takes 16-17
-    # minutes on 2 cores instead of 20-23 (README, Quickstart, "The General task set").
+    # BC in 1 of 3 runs, qg1-qg3); with 300 the paper's ordering held in 8 of 10 runs
+    # (qgm1-qgm8; not in qge1 and qgs9, the first ``make demo`` of this size), and since every
+    # process keeps its freed memory (android/allocator.py) such a run takes 16-18 minutes on
+    # 2 cores instead of 20-23 (README, Quickstart, "The General task set").
     task_set_overrides={
         "general": {
             "offline_episodes": 300,
@@ -270,9 +271,8 @@ SCALES: dict[str, Scale] = {
     # shops' home pages and lost the site searches (README, Quickstart, "Three times the
     # data"). 35 minutes on 2 cores (qm1); with the 0.85 demonstrations 34 minutes and no lead
     # of Digi-Q over Filtered BC either (qm2: 85.4% against 92.7% of 96 episodes; README,
-    # "Level with Filtered BC"). On the General tasks it takes 21-23 minutes and gave the
-    # paper's ordering in 5 of 5 runs (qgm1-qgm5) and not in a sixth with the same training
-    # (qge1; README, Quickstart, "The General task set").
+    # "Level with Filtered BC"). On the General tasks it is the same as ``small``, whose
+    # General sizes these are (``task_set_overrides``).
     "medium": dataclasses.replace(
         _SMALL,
         name="medium",
