@@ -151,6 +151,10 @@ def _element(node: ET.Element, path: tuple[int, ...]) -> UIElement:
     )
 
 
+# Characters XML 1.0 does not allow anywhere in a document (its "Char" production).
+_XML_FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def parse_ui_xml(xml: str | bytes) -> list[UIElement]:
     """Parse a ``uiautomator dump`` (AOSP or uiautomator2 pretty variant) into elements.
 
@@ -176,6 +180,10 @@ def parse_ui_xml(xml: str | bytes) -> list[UIElement]:
     end = xml.rfind("</hierarchy>")
     if end >= 0:
         xml = xml[: end + len("</hierarchy>")]
+    # A device writes a field's text as it is, and text can hold characters XML 1.0 forbids
+    # (U+FFFF pasted by a policy, a control character from an app): they become U+FFFD
+    # rather than failing the whole observation.
+    xml = _XML_FORBIDDEN.sub("\ufffd", xml)
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:

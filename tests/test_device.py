@@ -275,6 +275,35 @@ def test_malformed_dumps_are_named(xml: str | bytes, message: str) -> None:
         parse_ui_xml(xml)
 
 
+def test_characters_xml_forbids_become_replacement_characters() -> None:
+    # A real device writes a field's text as it is: U+FFFF pasted by a policy, a control
+    # character from an app. The observation keeps the rest of the screen.
+    dump = (
+        "<?xml version='1.0' ?><hierarchy rotation=\"0\">"
+        '<node index="0" text="news \uffff\x01 today" bounds="[0,0][10,10]" /></hierarchy>'
+    )
+    (only,) = parse_ui_xml(dump)
+    assert only.text == "news \ufffd\ufffd today"
+    assert parse_ui_xml(dump.encode())[0].text == only.text
+
+
+def test_pasted_noncharacters_keep_the_dump_parseable(adb_env: Any, device: AndroidDevice) -> None:
+    # qgs11 (2026-11-24): a policy typed "...Indonesiaage \uffff..." and every retry of the
+    # episode failed on an unparseable dump. The phone strips such characters to "." as AOSP's
+    # dumper does for controls; the field itself holds what was pasted.
+    import uiautomator2
+
+    text = "news \uffff\ufffe\ufdd0 today"
+    focus_field(device)
+    device.type_text(text)
+    assert truth(adb_env, device.serial)["field_text"] == text
+    field = element(device, resource_id="search_field")
+    assert field.text == "news ... today"
+    pretty = uiautomator2.connect(device.adb).dump_hierarchy(compressed=False, pretty=False)
+    assert parse_ui_xml(pretty) == device.ui_elements()
+    assert device.observe().ui_elements == device.ui_elements()
+
+
 def test_observation_rejects_bad_screenshots() -> None:
     with pytest.raises(ValueError, match="screenshot"):
         Observation(np.zeros((4, 4, 4), np.uint8), [], None)

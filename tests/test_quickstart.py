@@ -101,24 +101,31 @@ def test_medium_is_small_with_more_data_and_evaluation_only(tmp_path: Path) -> N
     assert train_config(SCALES["medium"]) == train_config(SCALES["small"])
 
 
-def test_small_on_general_has_the_medium_data_and_evaluation(tmp_path: Path) -> None:
-    # make demo runs General: 300 offline episodes and 96 evaluation episodes per method (README,
-    # "The General task set"); Web Shopping keeps 100 and 48, and nothing else differs.
+def test_small_on_general_has_more_data_and_more_test_tasks(tmp_path: Path) -> None:
+    # make demo runs General: 300 offline episodes and 96 evaluation episodes per method, on
+    # the first 96 test tasks, one seed each (README, "The General task set"); Web Shopping
+    # keeps 100 and 24 tasks x 2 seeds, and nothing else differs.
     small = SCALES["small"]
     general, webshop = small.for_task_set("general"), small.for_task_set("webshop")
     assert webshop.to_dict() == small.to_dict()
-    assert general.offline_episodes == 300 and general.eval_tasks * general.eval_seeds == 96
+    assert general.offline_episodes == 300
+    assert (general.eval_tasks, general.eval_seeds) == (96, 1)
     differing = {k for k, v in general.to_dict().items() if webshop.to_dict()[k] != v}
-    assert differing == {"offline_episodes", "eval_seeds", "notes"}
+    assert differing == {"offline_episodes", "eval_tasks", "eval_seeds", "notes"}
     assert "task_set_overrides" not in general.to_dict()  # quickstart.json records what ran
     assert general.for_task_set("general") == general  # applied once, nothing left
     assert train_config(general) == train_config(small)
-    for task_set, episodes, seeds in (("general", "300", "4"), ("webshop", "100", "2")):
+    for task_set, episodes, tasks, seeds in (
+        ("general", "300", "96", "1"),
+        ("webshop", "100", "24", "2"),
+    ):
         steps = {s.name: s for s in plan_steps(tmp_path, small, task_set)}
         offline = steps["offline"].commands[0]
         assert offline[offline.index("--episodes") + 1] == episodes
-        evaluation = steps["eval-digiq"].commands[0]
-        assert evaluation[evaluation.index("--seeds") + 1] == seeds
+        for name in ("eval-behaviour", "eval-digiq", "eval-filtered-bc", "eval-digiq-mc"):
+            evaluation = steps[name].commands[0]
+            assert evaluation[evaluation.index("--num-tasks") + 1] == tasks, name
+            assert evaluation[evaluation.index("--seeds") + 1] == seeds, name
     broken = dataclasses.replace(small, task_set_overrides={"general": {"episodes": 3}})
     with pytest.raises(ValueError, match="unknown fields"):
         broken.for_task_set("general")

@@ -10,6 +10,7 @@ XML writers here reproduce the exact formats real devices produce, so clients th
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,7 +107,18 @@ _XML_ESCAPES = {
 }
 
 
+# What AOSP's AccessibilityNodeInfoDumper.stripInvalidXMLChars turns into "." (C0 controls but
+# tab, LF and CR; DEL and the C1 controls but NEL; U+FDD0-U+FDDF), plus what XML 1.0 forbids
+# besides (NUL, U+FFFE, U+FFFF, lone surrogates) so that every dump parses. Text reaches a
+# field from the clipboard as it is: a policy typed "Indonesiaage \uffff" (qgs11, 2026-11-24)
+# and the raw U+FFFF made the dump unparseable on every retry.
+_DUMP_STRIPPED = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufdd0-\ufddf\ufffe\uffff\ud800-\udfff]"
+)
+
+
 def _esc(value: str) -> str:
+    value = _DUMP_STRIPPED.sub(".", value)
     return "".join(_XML_ESCAPES.get(ch, ch) for ch in value)
 
 
