@@ -155,6 +155,22 @@ def _element(node: ET.Element, path: tuple[int, ...]) -> UIElement:
 _XML_FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+def _parse_xml(xml: str) -> ET.Element:
+    """``ET.fromstring``, and once more with XML-forbidden characters as U+FFFD if it fails.
+
+    A device writes a field's text as it is, and text can hold characters XML 1.0 forbids
+    (U+FFFF pasted by a policy, a control character from an app): one such character must not
+    fail the whole observation. Only on failure, so that a clean dump costs no extra scan.
+    """
+    try:
+        return ET.fromstring(xml)
+    except ET.ParseError:
+        cleaned = _XML_FORBIDDEN.sub("\ufffd", xml)
+        if cleaned == xml:
+            raise
+        return ET.fromstring(cleaned)
+
+
 def parse_ui_xml(xml: str | bytes) -> list[UIElement]:
     """Parse a ``uiautomator dump`` (AOSP or uiautomator2 pretty variant) into elements.
 
@@ -180,12 +196,8 @@ def parse_ui_xml(xml: str | bytes) -> list[UIElement]:
     end = xml.rfind("</hierarchy>")
     if end >= 0:
         xml = xml[: end + len("</hierarchy>")]
-    # A device writes a field's text as it is, and text can hold characters XML 1.0 forbids
-    # (U+FFFF pasted by a policy, a control character from an app): they become U+FFFD
-    # rather than failing the whole observation.
-    xml = _XML_FORBIDDEN.sub("\ufffd", xml)
     try:
-        root = ET.fromstring(xml)
+        root = _parse_xml(xml)
     except ET.ParseError as exc:
         line, column = exc.position
         raise UIDumpParseError(
