@@ -41,9 +41,10 @@ test: setup
 # Resumable: run `make demo` again after an interruption; `make demo DEMO_FRESH=1` starts over.
 # It runs the AitW General tasks (300 offline episodes, the first 96 test tasks once each per
 # method, 18-19 minutes on 2 cores, runs/demo-general): there Digi-Q beats the behaviour policy
-# and, in most runs, Filtered BC (README "The General task set"). `make demo DEMO_TASK_SET=webshop`: Web Shopping (100 offline
-# episodes, runs/demo), where the two tie near the ceiling; with DEMO_SCALE=medium three times
-# the data, about 35 minutes (runs/demo-medium).
+# and, in most runs, Filtered BC (README "The General task set").
+# `make demo DEMO_TASK_SET=webshop`: Web Shopping (100 offline episodes, runs/demo), where the
+# two tie near the ceiling; with DEMO_SCALE=medium three times the data, about 35 minutes
+# (runs/demo-medium).
 DEMO_SCALE ?= small
 DEMO_TASK_SET ?= general
 DEMO_OUT ?= runs/demo$(if $(filter-out webshop,$(DEMO_TASK_SET)),-$(DEMO_TASK_SET))$(if $(filter-out small,$(DEMO_SCALE)),-$(DEMO_SCALE))

@@ -6,7 +6,8 @@ frees and re-allocates its activations at every training step. glibc's malloc se
 above its mmap threshold (128 KiB, raised dynamically up to 32 MiB) with a fresh ``mmap`` and
 returns them on ``free``, and it trims the top of the heap once more than its trim threshold
 is free. The next allocation of the same size then faults in and zeroes every 4 KiB page again,
-in the kernel. Measured on the 2-core machine (benchmarks/allocator.py, benchmarks/RESULTS.md):
+in the kernel. Measured on the 2-core machine (benchmarks/bench_allocator.py,
+benchmarks/RESULTS.md):
 100 steps of ``digiq train bc`` on the tiny preset made 4.2-4.8 million minor page faults and
 spent 10 s in the kernel, and a 60-episode ``digiq collect`` on two simulated phones 7.4-7.8
 million and 21 s.

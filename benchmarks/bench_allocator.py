@@ -37,7 +37,7 @@ from typing import Any
 
 from _common import ROOT, machine
 
-DISABLE_ENV = "DIGIQ_MALLOC_TUNING"
+from android.allocator import DISABLE_ENV
 
 
 def _digiq(*args: str) -> list[str]:

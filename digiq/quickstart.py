@@ -234,9 +234,8 @@ _SMALL = Scale(
     # seeds (qgm1-qgm8; not in qge1 and qgs9). Outcomes are nearly all-or-nothing per task, so
     # 24 tasks x 4 seeds measure 24 tasks: on test tasks 25-96 Digi-Q led Filtered BC with the
     # policies of both misses too. With this evaluation: 2 of 3 runs (qgs10 no; qgs11, qgs12).
-    # Since every process keeps its freed memory
-    # (android/allocator.py) such a run takes 18-19 minutes on 2 cores instead of 21-23
-    # (README, Quickstart, "The General task set").
+    # Since every process keeps its freed memory (android/allocator.py) such a run takes 18-19
+    # minutes on 2 cores instead of 21-23 (README, Quickstart, "The General task set").
     task_set_overrides={
         "general": {
             "offline_episodes": 300,

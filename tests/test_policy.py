@@ -8,6 +8,7 @@ parameters) so the module stays fast; the training test is a real (short) optimi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -534,23 +535,32 @@ def toy_example(kind: str, rng: np.random.Generator, words: list[str]) -> tuple:
     return img, f'Search for "{word}"', Action.type(word)
 
 
-def test_policy_learns_where_to_tap_and_to_copy_an_unseen_word(tokenizer) -> None:  # type: ignore[no-untyped-def]
-    torch.manual_seed(0)
-    model = PolicyModel.build(small_config(), tokenizer=tokenizer, precision="fp32")
-    rng = np.random.default_rng(0)
+def train_on_toy(
+    model: PolicyModel,
+    rng: np.random.Generator,
+    steps: int,
+    kind_of: Callable[[int], str],
+    clamp: bool = True,
+) -> None:
+    """``steps`` AdamW steps (lr 3e-3) on batches of 32 toy examples; ``kind_of(i)`` says
+    whether example ``i`` of a batch is a tap or a type."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(160):
-        batch = [
-            toy_example("tap" if rng.random() < 0.5 else "type", rng, TRAIN_WORDS)
-            for _ in range(32)
-        ]
+    for _ in range(steps):
+        batch = [toy_example(kind_of(i), rng, TRAIN_WORDS) for i in range(32)]
         prepared = model.prepare([b[0] for b in batch], [model.input_text([], b[1]) for b in batch])
         loss = model.loss(
-            prepared, [model.target_text(b[2]) for b in batch], [1.0] * 32, clamp=False
+            prepared, [model.target_text(b[2]) for b in batch], [1.0] * 32, clamp=clamp
         )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+
+
+def test_policy_learns_where_to_tap_and_to_copy_an_unseen_word(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    model = PolicyModel.build(small_config(), tokenizer=tokenizer, precision="fp32")
+    rng = np.random.default_rng(0)
+    train_on_toy(model, rng, 160, lambda _: "tap" if rng.random() < 0.5 else "type", clamp=False)
     test_rng = np.random.default_rng(123)
     taps = [toy_example("tap", test_rng, TEST_WORDS) for _ in range(32)]
     types = [toy_example("type", test_rng, TEST_WORDS) for _ in range(32)]
@@ -576,14 +586,7 @@ def test_decoding_with_the_cache_writes_what_decoding_without_it_writes(tokenize
     torch.manual_seed(0)
     model = PolicyModel.build(small_config(), tokenizer=tokenizer, precision="fp32")
     rng = np.random.default_rng(0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(30):
-        batch = [toy_example(("tap", "type")[i % 2], rng, TRAIN_WORDS) for i in range(32)]
-        prepared = model.prepare([b[0] for b in batch], [model.input_text([], b[1]) for b in batch])
-        loss = model.loss(prepared, [model.target_text(b[2]) for b in batch], [1.0] * 32)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    train_on_toy(model, rng, 30, lambda i: ("tap", "type")[i % 2])
     states = [toy_example(("tap", "type")[i % 2], rng, TEST_WORDS) for i in range(16)]
     batch = model.prepare([b[0] for b in states], [model.input_text([], b[1]) for b in states])
     for n, temperature, seed in ((1, None, None), (2, 1.0, 7)):
