@@ -16,6 +16,9 @@ Default (a few seconds): build the tiny policy with its tokenizer and time
   bias instead (the same policy drawing with it and with it switched off).
 * ``--copy-match-cost``: also a tiny policy's training step with the span-match bias against
   one without it (median of 5 alternating rounds of 4 steps).
+* ``--copy-key-cost`` (with ``--policy``): acting and candidate sampling with the copy head's
+  keys of the encoder positions kept over the decoding steps (what generation does) against
+  recomputed at every step, and whether both drew the same strings.
 * ``--copy-close-cost``: a tiny policy's training step with ``PolicyConfig.copy_close`` against
   one without it (median of ``--train-rounds`` alternating rounds of 4 steps).
 * ``--copy-address-cost``: the same with ``PolicyConfig.copy_address`` on and off (the goal's
@@ -237,6 +240,68 @@ def copy_match_cost(policy_spec: str, rounds: int, seed: int) -> dict[str, objec
     }
 
 
+def copy_key_cost(policy_spec: str, rounds: int, seed: int) -> dict[str, object]:
+    """What keeping the copy head's keys over the decoding steps saves (``PointerT5._copy_keys``):
+    the same trained policy acting (one 1080 x 2280 screen, temperature 0.8, ``generate``) and
+    sampling candidates (8 states x 7 at temperature 1.0 with their ``log pi``, the
+    candidates stage's inner loop) with the keys kept and with them recomputed at every step
+    (each call handed a copy of the encoder output, which misses the cache), median of
+    ``rounds`` alternating rounds, and whether both wrote the same strings."""
+    import statistics
+
+    from digiq.models.policy import PolicyModel
+    from digiq.policy_agent import EVAL_TEMPERATURE, resolve_policy_dir
+
+    model = PolicyModel.load(resolve_policy_dir(policy_spec))
+    model.eval()
+    t5 = model.net.t5
+    keys = type(t5)._copy_keys
+
+    def recompute(self, enc, copy_ids, shifted):  # type: ignore[no-untyped-def]
+        return keys(self, enc.clone(), copy_ids, shifted)
+
+    rng = np.random.default_rng(seed)
+    screens = [rng.integers(0, 255, (2280, 1080, 3), dtype=np.uint8) for _ in range(8)]
+    goals = _examples(8, seed)[0]
+    batch = model.prepare(screens, goals)
+    timings: dict[str, dict[str, list[float]]] = {
+        "act": {"kept": [], "recomputed": []},
+        "candidates": {"kept": [], "recomputed": []},
+    }
+    drawn: dict[str, list[object]] = {"kept": [], "recomputed": []}
+    model.generate([screens[0]], [goals[0]], temperature=EVAL_TEMPERATURE, seed=0)  # warm-up
+    try:
+        for r in range(rounds):
+            for how in ("kept", "recomputed") if r % 2 == 0 else ("recomputed", "kept"):
+                if how == "recomputed":
+                    t5._copy_keys = recompute.__get__(t5)
+                tick = time.perf_counter()
+                acts = [
+                    model.generate([s], [g], temperature=EVAL_TEMPERATURE, seed=i)[0][0]
+                    for i, (s, g) in enumerate(zip(screens, goals, strict=True))
+                ]
+                timings["act"][how].append((time.perf_counter() - tick) / len(screens))
+                tick = time.perf_counter()
+                rows = model.sample(batch, n=7, temperature=1.0, seed=r)
+                timings["candidates"][how].append((time.perf_counter() - tick) / (8 * 7))
+                if r < 2:
+                    drawn[how].append((acts, [[text for text, _ in row] for row in rows]))
+                t5.__dict__.pop("_copy_keys", None)
+    finally:
+        t5.__dict__.pop("_copy_keys", None)
+    out: dict[str, object] = {"policy": str(policy_spec), "rounds": rounds}
+    for what, unit in (("act", "per_action"), ("candidates", "per_sequence")):
+        kept = statistics.median(timings[what]["kept"]) * 1000
+        recomputed = statistics.median(timings[what]["recomputed"]) * 1000
+        out[what] = {
+            f"kept_ms_{unit}": round(kept, 2),
+            f"recomputed_ms_{unit}": round(recomputed, 2),
+            "ratio_kept_over_recomputed": round(kept / recomputed, 3),
+        }
+    out["same_strings"] = drawn["kept"] == drawn["recomputed"]
+    return out
+
+
 def _train_step_ms(overrides: dict[str, dict[str, object]], rounds: int, seed: int) -> dict:
     """Median training-step time (ms) of tiny policies built from the preset with each set of
     config ``overrides``, on the same batch of 32 (``_examples`` texts and targets, random
@@ -401,6 +466,12 @@ def main() -> None:
         "span-match bias on and off",
     )
     parser.add_argument(
+        "--copy-key-cost",
+        action="store_true",
+        help="with --policy: time acting and candidate sampling with the copy head's keys kept "
+        "over the decoding steps and recomputed at every step",
+    )
+    parser.add_argument(
         "--copy-close-cost",
         action="store_true",
         help="time training steps of a tiny policy with PolicyConfig.copy_close on and off",
@@ -429,9 +500,13 @@ def main() -> None:
         result["copy_close_training"] = copy_close_train_cost(args.train_rounds, args.seed)
     if args.copy_address_cost:
         result["copy_address_training"] = copy_address_train_cost(args.train_rounds, args.seed)
+    if args.copy_key_cost:
+        if not args.policy:
+            parser.error("--copy-key-cost needs --policy")
+        result["copy_keys"] = copy_key_cost(args.policy, args.act_rounds, args.seed)
     if args.policy and args.copy_match_cost:
         result["copy_match"] = copy_match_cost(args.policy, args.act_rounds, args.seed)
-    elif args.policy:
+    elif args.policy and not args.copy_key_cost:
         result["acting"] = acting(args.policy, args.act_rounds, args.seed)
     if args.experiment:
         result["experiment"] = experiment(args)

@@ -596,6 +596,45 @@ def test_decoding_with_the_cache_writes_what_decoding_without_it_writes(tokenize
     assert len({row[0] for row in cached}) > 4  # sampled texts differ between states
 
 
+def test_copy_keys_kept_over_decoding_steps_write_what_recomputed_keys_write(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    # Generation reuses the copy head's keys of the encoder positions from step to step
+    # (PointerT5._copy_keys); recomputed at every step (a copy of the encoder output is a new
+    # tensor, which misses the cache) the sampled texts and their scores must be the same.
+    torch.manual_seed(0)
+    model = PolicyModel.build(small_config(), tokenizer=tokenizer, precision="fp32")
+    rng = np.random.default_rng(1)
+    train_on_toy(model, rng, 30, lambda i: ("tap", "type")[i % 2])
+    states = [toy_example(("tap", "type")[i % 2], rng, TEST_WORDS) for i in range(12)]
+    batch = model.prepare([b[0] for b in states], [model.input_text([], b[1]) for b in states])
+    t5 = model.net.t5
+    kept = model.sample(batch, n=3, temperature=1.0, seed=3)
+    assert t5._copy_key_cache is not None  # sampling ran without gradients: keys were kept
+    keys = type(t5)._copy_keys
+    calls = []
+
+    def recompute(self, enc, copy_ids, shifted):  # type: ignore[no-untyped-def]
+        calls.append(enc)
+        return keys(self, enc.clone(), copy_ids, shifted)
+
+    t5._copy_keys = recompute.__get__(t5)
+    recomputed = model.sample(batch, n=3, temperature=1.0, seed=3)
+    del t5._copy_keys
+    # generation passed the same encoder output at consecutive steps: unpatched, a cache hit
+    assert any(a is b for a, b in zip(calls[:-1], calls[1:], strict=True))
+    assert [[text for text, _ in row] for row in kept] == [
+        [text for text, _ in row] for row in recomputed
+    ]
+    np.testing.assert_allclose(
+        [lp for row in kept for _, lp in row],
+        [lp for row in recomputed for _, lp in row],
+        atol=1e-5,
+    )
+    # with gradients (training) nothing is kept: a weight update must change the keys
+    with torch.enable_grad():
+        model.loss(batch, [model.target_text(b[2]) for b in states], torch.ones(len(states)))
+    assert t5._copy_key_cache is None
+
+
 def test_query_augmentation_replaces_the_query_consistently() -> None:
     rng = np.random.default_rng(0)
     previous = to_autoui(Action.type("razer kraken")).split("Action Decision: ")[1]

@@ -106,6 +106,7 @@ projections, copy head), ``t5_config.json``, the tokenizer files and ``digiq_pol
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -114,7 +115,7 @@ import math
 import os
 import random
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -647,6 +648,8 @@ def _pointer_t5_class() -> type:
             self.register_buffer(
                 "copy_class", torch.arange(config.vocab_size + 1), persistent=False
             )
+            # (encoder output, copy ids, shifted, keys) of the last call without gradients
+            self._copy_key_cache: tuple[Any, ...] | None = None
             with torch.no_grad():
                 self.copy_gate.bias.fill_(1.0)  # start mostly generating
                 self.copy_prev_query.weight.copy_(torch.eye(d))
@@ -739,6 +742,33 @@ def _pointer_t5_class() -> type:
                     logits, hidden, enc, copy_ids, decoder_input_ids, prefix_ids
                 )
 
+        def _copy_keys(
+            self, enc: torch.Tensor, copy_ids: torch.Tensor, shifted: bool
+        ) -> torch.Tensor:
+            """``[B, S, d]`` copy keys of the encoder positions (with the shifted-token term).
+
+            They depend on the encoder output and ``copy_ids`` only, which generation hands
+            every decoding step unchanged: without gradients the keys of the last call are
+            reused while it passes the same two tensors (identity; the cache holds them, so
+            no new tensor can take their place), instead of being recomputed over every
+            encoder position at every new token. With gradients they are always computed."""
+            cached = self._copy_key_cache
+            grad = torch.is_grad_enabled()
+            if (
+                not grad
+                and cached is not None
+                and cached[0] is enc
+                and cached[1] is copy_ids
+                and cached[2] == shifted
+            ):
+                return cached[3]
+            k = self.copy_key(enc.float())
+            if shifted:
+                embed = self.get_input_embeddings()
+                k = k + self.copy_prev_key(embed(copy_ids[..., 1].clamp(min=0)).float())
+            self._copy_key_cache = None if grad else (enc, copy_ids, shifted, k)
+            return k
+
         def _mix_copy_fp32(
             self,
             logits: torch.Tensor,
@@ -749,14 +779,14 @@ def _pointer_t5_class() -> type:
             prefix_ids: torch.Tensor | None = None,
         ) -> torch.Tensor:
             logits = logits.float()
+            # the keys take the tensor generation passes (its identity is their cache key)
+            k = self._copy_keys(enc, copy_ids, decoder_input_ids is not None)
             hidden, enc = hidden.float(), enc.float()
-            token_ids, prev_ids = copy_ids[..., 0], copy_ids[..., 1]
+            token_ids = copy_ids[..., 0]
             q = self.copy_query(hidden)
-            k = self.copy_key(enc)
             if decoder_input_ids is not None:
                 embed = self.get_input_embeddings()
                 q = q + self.copy_prev_query(embed(decoder_input_ids).float())
-                k = k + self.copy_prev_key(embed(prev_ids.clamp(min=0)).float())
             scores = torch.einsum("btd,bsd->bts", q, k) / math.sqrt(q.shape[-1])
             span_end = None
             if self.copy_match and prefix_ids is not None and copy_ids.shape[-1] > 2:
@@ -1030,7 +1060,15 @@ class PolicyNet(nn.Module):
         labels: torch.Tensor,
     ) -> torch.Tensor:
         """``[B, T]`` log pi of each label token (0 on padding, i.e. where labels == pad)."""
-        enc, enc_mask, copy_ids = self.encode(pixels, input_ids, attention_mask)
+        return self.label_logprobs(self.encode(pixels, input_ids, attention_mask), labels)
+
+    def label_logprobs(
+        self, encoded: tuple[Any, torch.Tensor, torch.Tensor | None], labels: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`forward` from :meth:`encode`'s output: teacher-forced ``[B, T]`` log pi of
+        each label token. Scoring n candidates per state encodes each state once (see
+        :func:`repeat_encoded`) instead of once per candidate."""
+        enc, enc_mask, copy_ids = encoded
         out = self.t5(
             encoder_outputs=enc,
             attention_mask=enc_mask,
@@ -1046,6 +1084,24 @@ class PolicyNet(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # The policy
 # ---------------------------------------------------------------------------------------------
+
+
+def repeat_encoded(
+    encoded: tuple[Any, torch.Tensor, torch.Tensor | None], n: int
+) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
+    """:meth:`PolicyNet.encode`'s output with each state ``n`` times in a row (state-major,
+    as :meth:`PolicyBatch.repeat`): the encoder's work for n candidates of a state is done once."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    enc, mask, copy_ids = encoded
+    if n == 1:
+        return encoded
+    hidden = enc.last_hidden_state.repeat_interleave(n, 0)
+    return (
+        BaseModelOutput(last_hidden_state=hidden),
+        mask.repeat_interleave(n, 0),
+        None if copy_ids is None else copy_ids.repeat_interleave(n, 0),
+    )
 
 
 @dataclass
@@ -1456,6 +1512,17 @@ class PolicyModel:
         mask = (ids != self.pad_id).long()
         return PolicyBatch(pixels, ids, mask, list(input_texts))
 
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """Eval mode, no gradients and the precision's autocast, restoring the mode after."""
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            with torch.no_grad(), self.precision.autocast():
+                yield
+        finally:
+            self.net.train(was_training)
+
     def _encode(self, batch: PolicyBatch) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
         """(encoder outputs, encoder attention mask, copy ids) for a prepared batch."""
         batch = batch.to(self.device)
@@ -1515,17 +1582,23 @@ class PolicyModel:
         generator_seed: int | None,
         grammar: bool = True,
         use_cache: bool = True,
+        encoded: tuple[Any, torch.Tensor, torch.Tensor | None] | None = None,
     ) -> list[list[str]]:
         """``use_cache=False`` re-decodes the whole prefix each step: slower, the same tokens
-        (what the test of the cache plumbing compares against)."""
+        (what the test of the cache plumbing compares against). ``encoded``: the batch's
+        :meth:`_encode` output, when the caller already has it."""
         t5 = self.net.t5
         was_training = self.net.training
         self.net.eval()
         try:
-            with self.precision.autocast():
-                enc, enc_mask, copy_ids = self._encode(batch)
+            if encoded is None:
+                with self.precision.autocast():
+                    encoded = self._encode(batch)
+            enc, enc_mask, copy_ids = encoded
             kwargs: dict[str, Any] = {
-                "encoder_outputs": enc,
+                # A new wrapper: generate() expands the one it gets in place, per return
+                # sequence, and the caller may score with ``encoded`` after.
+                "encoder_outputs": type(enc)(last_hidden_state=enc.last_hidden_state),
                 "attention_mask": enc_mask,
                 "max_new_tokens": self.config.max_target_tokens,
                 "num_return_sequences": n,
@@ -1554,13 +1627,26 @@ class PolicyModel:
         return [texts[i * n : (i + 1) * n] for i in range(len(batch))]
 
     @torch.no_grad()
-    def _score(self, batch: PolicyBatch, texts: list[list[str]]) -> list[list[tuple[str, float]]]:
+    def _score(
+        self,
+        batch: PolicyBatch,
+        texts: list[list[str]],
+        encoded: tuple[Any, torch.Tensor, torch.Tensor | None] | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """Teacher-forced ``log pi`` of n texts per state, each state encoded once (``encoded``:
+        the batch's :meth:`_encode` output, when the caller already has it)."""
         n = len(texts[0]) if texts else 0
         flat = [t for row in texts for t in row]
         was_training = self.net.training
         self.net.eval()
         try:
-            logps = self.sequence_logprobs(batch.repeat(n), flat).float().cpu().tolist()
+            labels = self.encode_texts(flat, self.config.max_target_tokens).to(self.device)
+            with self.precision.autocast():
+                if encoded is None:
+                    encoded = self._encode(batch)
+                token_logp = self.net.label_logprobs(repeat_encoded(encoded, n), labels)
+            mask = (labels != self.pad_id).to(token_logp.dtype)
+            logps = (token_logp.float() * mask).sum(dim=-1).cpu().tolist()
         finally:
             self.net.train(was_training)
         return [
@@ -1593,9 +1679,16 @@ class PolicyModel:
         strings where the tokenizer can express it (``grammar`` attribute,
         :mod:`digiq.models.autoui_grammar`); the returned ``log pi`` is the unconstrained
         policy's either way."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
         batch = self._as_batch(images, input_texts)
-        texts = self.generate(batch, n=n, temperature=temperature, seed=seed, grammar=grammar)
-        return self._score(batch, texts) if texts else []
+        if not len(batch):
+            return []
+        temp = None if temperature is None or temperature <= 0 else temperature
+        with self._evaluating():
+            encoded = self._encode(batch)
+            texts = self._generate(batch, n, temp, seed, grammar, encoded=encoded)
+            return self._score(batch, texts, encoded)
 
     def generate(
         self,
@@ -1631,8 +1724,10 @@ class PolicyModel:
         batch = self._as_batch(images, input_texts)
         if not len(batch):
             return []
-        texts = self._generate(batch, 1, None, None, grammar)
-        return [row[0] for row in self._score(batch, texts)]
+        with self._evaluating():
+            encoded = self._encode(batch)
+            texts = self._generate(batch, 1, None, None, grammar, encoded=encoded)
+            return [row[0] for row in self._score(batch, texts, encoded)]
 
 
 def tokenizer_figures(tokenizer: Any, corpus: Sequence[str] = ()) -> dict[str, Any]:
