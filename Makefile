@@ -45,12 +45,15 @@ test: setup
 # `make demo DEMO_TASK_SET=webshop`: Web Shopping (100 offline episodes, runs/demo), where the
 # two tie near the ceiling; with DEMO_SCALE=medium three times the data, about 35 minutes
 # (runs/demo-medium).
+# `make demo DEMO_CANDIDATES=8`: 8 candidate actions per state instead of 4 (Digi-Q ahead of
+# Filtered BC in 4 of 4 datasets, about 22 minutes; runs/demo-general-n8).
 DEMO_SCALE ?= small
 DEMO_TASK_SET ?= general
-DEMO_OUT ?= runs/demo$(if $(filter-out webshop,$(DEMO_TASK_SET)),-$(DEMO_TASK_SET))$(if $(filter-out small,$(DEMO_SCALE)),-$(DEMO_SCALE))
+DEMO_CANDIDATES ?=
+DEMO_OUT ?= runs/demo$(if $(filter-out webshop,$(DEMO_TASK_SET)),-$(DEMO_TASK_SET))$(if $(filter-out small,$(DEMO_SCALE)),-$(DEMO_SCALE))$(if $(DEMO_CANDIDATES),-n$(DEMO_CANDIDATES))
 demo: setup
 	@if [ -n "$(DEMO_FRESH)" ]; then rm -rf $(DEMO_OUT); fi
-	HF_HUB_OFFLINE=1 $(VENV)/bin/digiq quickstart --task-set $(DEMO_TASK_SET) --scale $(DEMO_SCALE) --out $(DEMO_OUT)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/digiq quickstart --task-set $(DEMO_TASK_SET) --scale $(DEMO_SCALE) $(if $(DEMO_CANDIDATES),--num-candidates $(DEMO_CANDIDATES)) --out $(DEMO_OUT)
 
 lint: setup
 	$(VENV)/bin/ruff check .

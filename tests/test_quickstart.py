@@ -21,6 +21,7 @@ from digiq.quickstart import (
     RECORD_FILE,
     SCALES,
     QuickstartError,
+    Scale,
     Step,
     _batches,
     _keep_plan_order,
@@ -229,15 +230,20 @@ def test_rollouts_on_simulated_phones_are_grouped_and_real_devices_run_alone(
     assert groups["eval-behaviour"] == groups["offline"] == "behaviour-rollouts"
     evals = [f"eval-{m}" for m in METHODS if m != "behaviour"]
     assert {groups[name] for name in evals} == {"evaluations"}
-    assert all(groups[n] is None for n in ("demos", "behaviour", "digiq", "filtered-bc"))
+    assert all(groups[n] is None for n in ("demos", "behaviour", "digiq"))
     batches = [[s.name for s in b] for b in _batches(plan_steps(tmp_path, scale), None)]
     assert ["eval-behaviour", "offline"] in batches and evals in batches
+    # the two baseline trainings use no device: side by side, whatever the devices
+    assert ["digiq-mc", "filtered-bc"] in batches
     # --until inside a group stops the group there
     cut = _batches(plan_steps(tmp_path, scale), "eval-behaviour")
     assert [s.name for s in cut[-1]] == ["eval-behaviour"]
     # real devices are shared between steps: nothing runs at the same time
     serial = plan_steps(tmp_path, scale, devices="emulator-5554")
-    assert all(s.group is None for s in serial)
+    assert {s.name: s.group for s in serial if s.group} == {
+        "digiq-mc": "baselines",
+        "filtered-bc": "baselines",
+    }
 
 
 _STAMP = (
@@ -381,6 +387,56 @@ def test_wildness_reaches_every_rollout_and_nothing_else(tmp_path: Path) -> None
     with pytest.raises(QuickstartError, match="unknown step 'nope'"):
         run_quickstart(refused, SCALES["tiny"], until="nope", progress=False)
     assert not (refused / RECORD_FILE).exists()  # an unknown --until writes nothing either
+
+
+def test_num_candidates_option_reaches_the_digiq_runs_and_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import digiq.quickstart_cli as cli
+
+    seen: list[Scale] = []
+
+    def capture(out, scale, task_set, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(scale.for_task_set(task_set))
+        return {}
+
+    monkeypatch.setattr(cli, "run_quickstart", capture)
+    args = ["--task-set", "general", "--out", str(tmp_path / "q"), "--until", "digiq"]
+    assert CliRunner().invoke(quickstart_command, [*args, "--num-candidates", "8"]).exit_code == 0
+    assert CliRunner().invoke(quickstart_command, args).exit_code == 0
+    n8, default = seen
+    # only N differs; the General sizes of the small scale still apply
+    assert n8.num_candidates == 8 and default.num_candidates == 4
+    assert dataclasses.replace(n8, num_candidates=4) == default
+    assert n8.offline_episodes == 300 and n8.eval_tasks == 96
+    for scale, n in ((n8, "8"), (default, "4")):
+        digiq = next(s for s in plan_steps(tmp_path, scale, "general") if s.name == "digiq")
+        assert digiq.commands[0][digiq.commands[0].index("--num-candidates") + 1] == n
+    bad = CliRunner().invoke(quickstart_command, [*args, "--num-candidates", "0"])
+    assert bad.exit_code == 2 and "--num-candidates" in bad.output
+    # a run folder started with N = 4 is not continued with N = 8: the scale is a setting
+    tiny = SCALES["tiny"]
+    (tmp_path / RECORD_FILE).write_text(
+        json.dumps(
+            {
+                "format": "digiq-quickstart-1",
+                "steps": {},
+                "settings": {
+                    "task_set": "webshop",
+                    "scale": tiny.to_dict(),
+                    "preset": tiny.preset,
+                    "model_path": None,
+                    "policy_path": None,
+                    "devices": f"sim:{tiny.devices}",
+                    "seed": 0,
+                },
+            }
+        )
+    )
+    with pytest.raises(QuickstartError, match=r"other settings \(scale\)"):
+        run_quickstart(
+            tmp_path, dataclasses.replace(tiny, num_candidates=3), until="demos", progress=False
+        )
 
 
 def test_a_run_with_other_settings_is_refused(tmp_path: Path) -> None:
