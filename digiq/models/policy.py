@@ -1523,6 +1523,13 @@ class PolicyModel:
         finally:
             self.net.train(was_training)
 
+    def _release_copy_keys(self) -> None:
+        """Drop the copy keys a generation kept (``PointerT5._copy_keys``): they hold the
+        batch's encoder output, n rows per state, which a large model would keep alive until
+        its next call."""
+        if getattr(self.net.t5, "_copy_key_cache", None) is not None:
+            self.net.t5._copy_key_cache = None
+
     def _encode(self, batch: PolicyBatch) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
         """(encoder outputs, encoder attention mask, copy ids) for a prepared batch."""
         batch = batch.to(self.device)
@@ -1622,6 +1629,7 @@ class PolicyModel:
             with self.precision.autocast():
                 sequences = t5.generate(**kwargs)
         finally:
+            self._release_copy_keys()
             self.net.train(was_training)
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
         return [texts[i * n : (i + 1) * n] for i in range(len(batch))]
@@ -1648,6 +1656,7 @@ class PolicyModel:
             mask = (labels != self.pad_id).to(token_logp.dtype)
             logps = (token_logp.float() * mask).sum(dim=-1).cpu().tolist()
         finally:
+            self._release_copy_keys()
             self.net.train(was_training)
         return [
             [(flat[i * n + j], float(logps[i * n + j])) for j in range(n)]
