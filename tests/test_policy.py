@@ -579,16 +579,23 @@ def test_policy_learns_where_to_tap_and_to_copy_an_unseen_word(tokenizer) -> Non
     assert np.mean(copy_ok) >= 0.5, np.mean(copy_ok)
 
 
+def lightly_trained_on_toy(tokenizer, seed: int, num_states: int) -> tuple:  # type: ignore[no-untyped-def]
+    """A small policy after 30 toy training steps (so that decoding depends on its context) and
+    a prepared batch of ``num_states`` new toy states: (model, states, batch)."""
+    torch.manual_seed(0)
+    model = PolicyModel.build(small_config(), tokenizer=tokenizer, precision="fp32")
+    rng = np.random.default_rng(seed)
+    train_on_toy(model, rng, 30, lambda i: ("tap", "type")[i % 2])
+    states = [toy_example(("tap", "type")[i % 2], rng, TEST_WORDS) for i in range(num_states)]
+    batch = model.prepare([b[0] for b in states], [model.input_text([], b[1]) for b in states])
+    return model, states, batch
+
+
 def test_decoding_with_the_cache_writes_what_decoding_without_it_writes(tokenizer) -> None:  # type: ignore[no-untyped-def]
     # generate() feeds only the last token when it keeps a cache: a cache that does not reach
     # the decoder (transformers 5.24 renamed it; CI, 2026-11-24) decodes every step without
     # context, which scored taps in the wrong column. Lightly trained so that the context matters.
-    torch.manual_seed(0)
-    model = PolicyModel.build(small_config(), tokenizer=tokenizer, precision="fp32")
-    rng = np.random.default_rng(0)
-    train_on_toy(model, rng, 30, lambda i: ("tap", "type")[i % 2])
-    states = [toy_example(("tap", "type")[i % 2], rng, TEST_WORDS) for i in range(16)]
-    batch = model.prepare([b[0] for b in states], [model.input_text([], b[1]) for b in states])
+    model, _, batch = lightly_trained_on_toy(tokenizer, seed=0, num_states=16)
     for n, temperature, seed in ((1, None, None), (2, 1.0, 7)):
         cached = model._generate(batch, n, temperature, seed, use_cache=True)
         uncached = model._generate(batch, n, temperature, seed, use_cache=False)
@@ -600,12 +607,7 @@ def test_copy_keys_kept_over_decoding_steps_write_what_recomputed_keys_write(tok
     # Generation reuses the copy head's keys of the encoder positions from step to step
     # (PointerT5._copy_keys); recomputed at every step (a copy of the encoder output is a new
     # tensor, which misses the cache) the sampled texts and their scores must be the same.
-    torch.manual_seed(0)
-    model = PolicyModel.build(small_config(), tokenizer=tokenizer, precision="fp32")
-    rng = np.random.default_rng(1)
-    train_on_toy(model, rng, 30, lambda i: ("tap", "type")[i % 2])
-    states = [toy_example(("tap", "type")[i % 2], rng, TEST_WORDS) for i in range(12)]
-    batch = model.prepare([b[0] for b in states], [model.input_text([], b[1]) for b in states])
+    model, states, batch = lightly_trained_on_toy(tokenizer, seed=1, num_states=12)
     t5 = model.net.t5
     key_passes = []
     hook = t5.copy_key.register_forward_hook(lambda *_: key_passes.append(1))

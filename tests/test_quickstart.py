@@ -389,6 +389,20 @@ def test_wildness_reaches_every_rollout_and_nothing_else(tmp_path: Path) -> None
     assert not (refused / RECORD_FILE).exists()  # an unknown --until writes nothing either
 
 
+def _tiny_settings() -> dict:
+    """The settings quickstart.json records for the tiny scale with every option left out."""
+    tiny = SCALES["tiny"]
+    return {
+        "task_set": "webshop",
+        "scale": tiny.to_dict(),
+        "preset": tiny.preset,
+        "model_path": None,
+        "policy_path": None,
+        "devices": f"sim:{tiny.devices}",
+        "seed": 0,
+    }
+
+
 def test_num_candidates_option_reaches_the_digiq_runs_and_the_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -417,21 +431,7 @@ def test_num_candidates_option_reaches_the_digiq_runs_and_the_record(
     # a run folder started with N = 4 is not continued with N = 8: the scale is a setting
     tiny = SCALES["tiny"]
     (tmp_path / RECORD_FILE).write_text(
-        json.dumps(
-            {
-                "format": "digiq-quickstart-1",
-                "steps": {},
-                "settings": {
-                    "task_set": "webshop",
-                    "scale": tiny.to_dict(),
-                    "preset": tiny.preset,
-                    "model_path": None,
-                    "policy_path": None,
-                    "devices": f"sim:{tiny.devices}",
-                    "seed": 0,
-                },
-            }
-        )
+        json.dumps({"format": "digiq-quickstart-1", "steps": {}, "settings": _tiny_settings()})
     )
     with pytest.raises(QuickstartError, match=r"other settings \(scale\)"):
         run_quickstart(
@@ -447,15 +447,7 @@ def test_a_run_with_other_settings_is_refused(tmp_path: Path) -> None:
         run_quickstart(tmp_path, SCALES["tiny"], until="demos", progress=False)
     # A run started with --wildness and continued without it (or the reverse) names it.
     tiny = SCALES["tiny"]
-    settings = {
-        "task_set": "webshop",
-        "scale": tiny.to_dict(),
-        "preset": tiny.preset,
-        "model_path": None,
-        "policy_path": None,
-        "devices": f"sim:{tiny.devices}",
-        "seed": 0,
-    }
+    settings = _tiny_settings()
     for recorded, given in (({**settings, "wildness": 0.5}, None), (settings, 0.5)):
         (tmp_path / RECORD_FILE).write_text(
             json.dumps({"format": "digiq-quickstart-1", "steps": {}, "settings": recorded})
