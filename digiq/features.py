@@ -79,6 +79,7 @@ from digiq.ui_grounding import (
     describe_screen,
     goal_match,
 )
+from digiq.work_frames import WorkFrames, work_frames_path
 from trajectories import CandidateTable, FeatureStore, ReplayBuffer
 from trajectories.images import image_size as encoded_image_size
 
@@ -145,6 +146,8 @@ class FeaturesConfig:
     preset's VLM as is (a warning: untrained features). ``candidates``: a candidate-set name
     under ``DIR/candidates`` (must exist) or None for the dataset action only.
     ``max_chunks``: stop after computing this many chunks (time-boxed runs; resume later).
+    ``cache_dir``: a run's ``cache/``; the work-size frames the repr stage kept there
+    (:mod:`digiq.work_frames`) are used instead of decoding the screenshots again.
     """
 
     data_dir: str
@@ -158,16 +161,19 @@ class FeaturesConfig:
     batch_size: int | None = None
     recompute: bool = False
     max_chunks: int | None = None
+    cache_dir: str | None = None
     progress: bool = True
     device: str | None = None
     precision: str = "auto"
 
 
 class _Frames:
-    """Decoded frames at the size each consumer wants, by internal step row."""
+    """Decoded frames at the size each consumer wants, by internal step row (the work-size
+    frames kept by the repr stage when there are, else decoded)."""
 
-    def __init__(self, buffer: ReplayBuffer) -> None:
+    def __init__(self, buffer: ReplayBuffer, kept: WorkFrames | None = None) -> None:
         self.buffer = buffer
+        self.kept = kept
         self._sizes: dict[int, tuple[int, int]] = {}
 
     def size(self, row: int) -> tuple[int, int]:
@@ -178,7 +184,9 @@ class _Frames:
 
     def get(self, row: int, image_size: int) -> np.ndarray:
         width, height = self.size(row)
-        return self.buffer.image(row, work_size(width, height, image_size))
+        size = work_size(width, height, image_size)
+        frame = self.kept.get(row, size) if self.kept is not None else None
+        return frame if frame is not None else self.buffer.image(row, size)
 
 
 def _candidate_texts(
@@ -350,7 +358,14 @@ def run_features(
     if config.max_chunks is not None:
         todo = todo[: max(0, config.max_chunks)]
     present = set(buffer.transition_ids.tolist())
-    frames = _Frames(buffer)
+    kept = (
+        WorkFrames.open(
+            work_frames_path(config.cache_dir, vlm.image_size), buffer.manifest.fingerprint()
+        )
+        if config.cache_dir
+        else None
+    )
+    frames = _Frames(buffer, kept)
     written = {k: 0 for k in stores}
     pairs = 0  # (state, candidate) pairs given VLM features
     vlm_inputs = 0  # of which distinct, i.e. run through the VLM
@@ -470,6 +485,7 @@ def run_features(
         "vlm_pairs": pairs,
         "vlm_inputs": vlm_inputs,
         "vlm_pairs_per_s": pairs / vlm_seconds if vlm_seconds else None,
+        "kept_frames": {"hits": kept.hits, "misses": kept.misses} if kept is not None else None,
         "seconds": seconds,
         "precision": vlm.precision.name,
         "threads": torch.get_num_threads(),

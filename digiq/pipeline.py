@@ -37,7 +37,7 @@ override the file's top level for that stage, e.g. ``critic: {steps: 800}``, and
 given on the command line overrides both): ``model_path``,
 ``policy_path``, ``behaviour_policy``, ``loss``, ``target``, ``threshold``, ``anchor_weight``,
 ``num_candidates``, ``temperature``, ``steps``, ``epochs``, ``lr``, ``batch_size``, ``lora``,
-``ui_tree_text``, ``device``, ``seed``, ``candidates``, ``task_set``, ``progress``,
+``ui_tree_text``, ``device``, ``workers``, ``seed``, ``candidates``, ``task_set``, ``progress``,
 ``features_from``, ``clip_values``, ``policy_history`` (a new ``bc`` policy's number of previous
 actions in its input text). ``ui_tree_text`` (true/false) overrides the preset's
 ``critic.ui_tree_text``: whether the features stage gives the critic the UI-tree inputs.
@@ -45,6 +45,9 @@ actions in its input text). ``ui_tree_text`` (true/false) overrides the preset's
 the data's discounted returns can lie in (``digiq.critic.return_bounds``); false scores as the
 published code does.
 
+``workers`` (an integer, default 1): processes sharing the candidates stage's sampling, each
+with one torch thread (:mod:`digiq.workers`); the draws are the same up to the floating-point
+order of one thread against several. (The features stage gained nothing from it on 2 cores.)
 ``features_from`` names another run over the same dataset whose representation checkpoint,
 candidate set and feature stores this run reuses instead of computing its own: the ablations
 (``digiq-train critic --target mc --features-from runs/dq --out runs/dq-mc``, then ``policy``)
@@ -117,6 +120,7 @@ CONFIG_KEYS = (
     "ui_tree_text",
     "clip_values",
     "device",
+    "workers",
     "seed",
     "candidates",
     "task_set",
@@ -304,6 +308,13 @@ def _is_saved_policy(path: str | Path) -> bool:
     return (Path(path) / POLICY_JSON).is_file()
 
 
+def _workers(config: Mapping[str, Any]) -> int:
+    value = config.get("workers") or 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"option workers must be an integer >= 1, got {value!r}")
+    return value
+
+
 def _progress(config: Mapping[str, Any]) -> bool:
     return bool(config.get("progress", True))
 
@@ -362,6 +373,7 @@ def repr_stage(
         seed=int(config.get("seed", 0)),
         progress=_progress(config),
         device=config.get("device"),
+        cache_dir=str(run_dir / "cache"),
     )
     return run_repr(cfg)
 
@@ -387,6 +399,7 @@ def candidates_stage(
         seed=int(config.get("seed", 0)),
         cache_dir=str(run_dir / "cache"),
         device=config.get("device"),
+        workers=_workers(config),
         progress=_progress(config),
     )
     result = run_candidates(cfg)
@@ -412,6 +425,7 @@ def features_stage(
         prefix=feature_prefix(source),
         progress=_progress(config),
         device=config.get("device"),
+        cache_dir=str(source / "cache"),
     )
     result = run_features(cfg)
     result["prefix"] = cfg.prefix
@@ -598,7 +612,8 @@ def run_stages(
     A stage marked done in ``RUN/stages.json`` is skipped (``force`` runs it again; it still
     resumes from its own checkpoints). Each stage's record: status (running / done / failed),
     start and end time, wall seconds, peak resident memory of the process so far (MiB, from
-    ``resource.getrusage``), its metrics or its error. A failing stage is recorded and its
+    ``resource.getrusage``; with ``workers`` the larger of this process and its largest worker,
+    not their sum, which the quickstart samples), its metrics or its error. A failing stage is recorded and its
     exception re-raised; later stages do not run.
     """
     run = Path(run_dir)

@@ -60,7 +60,7 @@ import math
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ from android.actions import Action, ActionType, to_pixels
 from digiq.device_utils import configure_threads
 from digiq.models.vlm import MODEL_JSON, VLM, ImageLike
 from digiq.prefetch import prefetch_workers, prefetched
+from digiq.work_frames import WorkFrames, WorkFramesWriter, work_frames_path
 from trajectories import ReplayBuffer
 from trajectories.images import decode_image
 from trajectories.manifest import atomic_write_bytes
@@ -280,11 +281,16 @@ LABEL_BLOCK = 64  # transitions per labelling task: consecutive, so s' is the ne
 
 
 def _label_block(
-    buffer: ReplayBuffer, transition_ids: list[int], threshold: float, scale: float
+    buffer: ReplayBuffer,
+    transition_ids: list[int],
+    threshold: float,
+    scale: float,
+    on_frame: Callable[[int, np.ndarray], None] | None = None,
 ) -> list[tuple[bool, float, int, int]]:
     """(label, change, width, height) of consecutive transitions; full-resolution frames are
     decoded without the buffer's image cache (hundreds of 1080x2280 frames would take
-    gigabytes), and s' of one step is s of the next, so the last frame is kept."""
+    gigabytes), and s' of one step is s of the next, so the last frame is kept.
+    ``on_frame(row, frame)`` sees each transition's full-resolution s (the work-frame cache)."""
     last: tuple[int, np.ndarray] | None = None
 
     def frame(row: int) -> np.ndarray:
@@ -297,6 +303,8 @@ def _label_block(
     batch = buffer.batch(np.asarray(transition_ids, np.int64))
     for t, row in zip(batch, batch.rows, strict=True):
         before = frame(int(row))
+        if on_frame is not None:
+            on_frame(int(row), before)
         after = frame(int(row) + 1)
         label, change = yes_no_label(before, after, t.action, threshold=threshold, scale=scale)
         out.append((label, change, before.shape[1], before.shape[0]))
@@ -310,11 +318,14 @@ def label_buffer(
     scale: float = LABEL_SCALE,
     progress: bool = False,
     cache: Path | None = None,
+    on_frame: Callable[[int, np.ndarray], None] | None = None,
 ) -> list[YesNoExample]:
     """Label every transition of ``buffer`` with :func:`yes_no_label` (full-resolution frames).
 
     ``cache``: a JSON file reused when it was written for the same data fingerprint, threshold
     and scale (labelling decodes two full frames per transition, the slow part of the stage).
+    ``on_frame(row, frame)``: called (from worker threads) with the full-resolution s of every
+    transition labelled now (not those taken from ``cache``).
     """
     key = {
         "data_fingerprint": buffer.manifest.fingerprint(),
@@ -337,7 +348,7 @@ def label_buffer(
     # on 2 cores; the labels are the same, block by block, as a serial loop's).
     blocks = [todo[i : i + LABEL_BLOCK] for i in range(0, len(todo), LABEL_BLOCK)]
     labels = prefetched(
-        lambda block: _label_block(buffer, block, threshold, scale),
+        lambda block: _label_block(buffer, block, threshold, scale, on_frame),
         blocks,
         ahead=prefetch_workers(),
     )
@@ -430,13 +441,20 @@ def yes_no_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, Any
 
 
 def _render(
-    buffer: ReplayBuffer, examples: Sequence[YesNoExample], image_size: int
+    buffer: ReplayBuffer,
+    examples: Sequence[YesNoExample],
+    image_size: int,
+    frames: WorkFrames | None = None,
 ) -> list[np.ndarray]:
     batch = buffer.batch([e.transition_id for e in examples])
-    return [
-        action_image(t.image(work_size(e.width, e.height, image_size)), e.action)
-        for t, e in zip(batch, examples, strict=True)
-    ]
+    out = []
+    for row, e in zip(batch.rows.tolist(), examples, strict=True):
+        size = work_size(e.width, e.height, image_size)
+        frame = frames.get(row, size) if frames is not None else None
+        if frame is None:
+            frame = buffer.image(row, size)
+        out.append(action_image(frame, e.action))
+    return out
 
 
 def evaluate_yes_no(
@@ -446,11 +464,13 @@ def evaluate_yes_no(
     *,
     batch_size: int = 16,
     progress: bool = False,
+    frames: WorkFrames | None = None,
 ) -> dict[str, Any]:
-    """:func:`yes_no_metrics` of the VLM's Yes-vs-No logits on ``examples``."""
+    """:func:`yes_no_metrics` of the VLM's Yes-vs-No logits on ``examples`` (``frames``: the
+    work-size frames kept by the labelling pass, :mod:`digiq.work_frames`)."""
     preds: list[np.ndarray] = []
     chunks = [examples[start : start + batch_size] for start in range(0, len(examples), batch_size)]
-    rendered = prefetched(lambda c: _render(buffer, c, vlm.image_size), chunks)
+    rendered = prefetched(lambda c: _render(buffer, c, vlm.image_size, frames), chunks)
     for chunk, images in tqdm(
         zip(chunks, rendered, strict=True), total=len(chunks), desc="eval", disable=not progress
     ):
@@ -474,13 +494,16 @@ _RESUME_FREE = {
     "resume",
     "eval_before",
     "eval_every_epoch",
+    "cache_dir",
 }
 
 
 @dataclass
 class ReprConfig:
     """Settings of the representation fine-tuning stage (``lr`` etc. default to the preset's
-    ``training`` section when None)."""
+    ``training`` section when None). ``cache_dir``: a run's ``cache/``, where the labelling
+    pass keeps every state's work-size frame for training and the features stage
+    (:mod:`digiq.work_frames`); None decodes them again."""
 
     data_dir: str
     out_dir: str
@@ -508,6 +531,7 @@ class ReprConfig:
     progress: bool = True
     device: str | None = None
     precision: str = "auto"
+    cache_dir: str | None = None
 
 
 def _lora_wrap(vlm: VLM, r: int, alpha: int) -> None:
@@ -663,9 +687,32 @@ def run_repr(config: ReprConfig, *, vlm: VLM | None = None) -> dict[str, Any]:
         return done
 
     train_view, val_view = buffer.split(config.val_fraction, seed=config.split_seed)
-    examples = label_buffer(
-        buffer, threshold=config.threshold, progress=config.progress, cache=out / "labels.json"
-    )
+    fingerprint = buffer.manifest.fingerprint()
+    frames, writer = None, None
+    if config.cache_dir:
+        side = preset.vlm.image_size
+        frames_path = work_frames_path(config.cache_dir, side)
+        frames = WorkFrames.open(frames_path, fingerprint)
+        if frames is None:
+            writer = WorkFramesWriter(frames_path, lambda w, h: work_size(w, h, side))
+    try:
+        examples = label_buffer(
+            buffer,
+            threshold=config.threshold,
+            progress=config.progress,
+            cache=out / "labels.json",
+            on_frame=writer.add if writer is not None else None,
+        )
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None and len(writer):
+        writer.finish(fingerprint)
+        frames = WorkFrames.open(frames_path, fingerprint)
+        log.info("kept %d work-size frames in %s", len(writer), frames_path)
+    elif writer is not None:
+        writer.abort()  # every label came from labels.json: nothing was decoded
     train_ids = set(train_view.transition_ids.tolist())
     train_ex = [e for e in examples if e.transition_id in train_ids]
     val_ex = [e for e in examples if e.transition_id not in train_ids]
@@ -706,7 +753,7 @@ def run_repr(config: ReprConfig, *, vlm: VLM | None = None) -> dict[str, Any]:
     val_before = state.get("val_before")
     if config.eval_before and val_ex and latest is None:
         val_before = evaluate_yes_no(
-            vlm, buffer, val_ex, batch_size=batch_size, progress=config.progress
+            vlm, buffer, val_ex, batch_size=batch_size, progress=config.progress, frames=frames
         )
     params = [p for p in vlm.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
@@ -747,7 +794,7 @@ def run_repr(config: ReprConfig, *, vlm: VLM | None = None) -> dict[str, Any]:
             [train_ex[i] for i in order[b * batch_size : (b + 1) * batch_size]]
             for b in range(first_batch, batches_per_epoch)
         )
-        rendered = prefetched(lambda c: (c, _render(buffer, c, vlm.image_size)), chunks)
+        rendered = prefetched(lambda c: (c, _render(buffer, c, vlm.image_size, frames)), chunks)
         for b, (chunk, images) in zip(bar, rendered, strict=True):
             batch = vlm.prepare(images, [e.prompt for e in chunk])
             outputs = vlm.forward_answer(batch, layer=-1, logits=True)
@@ -780,7 +827,7 @@ def run_repr(config: ReprConfig, *, vlm: VLM | None = None) -> dict[str, Any]:
         }
         last_val = None
         if val_ex and (config.eval_every_epoch or epoch == epochs - 1):
-            last_val = evaluate_yes_no(vlm, buffer, val_ex, batch_size=batch_size)
+            last_val = evaluate_yes_no(vlm, buffer, val_ex, batch_size=batch_size, frames=frames)
             record["val_accuracy"] = last_val["accuracy"]
             record["val_balanced_accuracy"] = last_val["balanced_accuracy"]
         history.append(record)
@@ -795,7 +842,7 @@ def run_repr(config: ReprConfig, *, vlm: VLM | None = None) -> dict[str, Any]:
     val_metrics = last_val
     if val_metrics is None and val_ex:
         val_metrics = evaluate_yes_no(
-            vlm, buffer, val_ex, batch_size=batch_size, progress=config.progress
+            vlm, buffer, val_ex, batch_size=batch_size, progress=config.progress, frames=frames
         )
     if val_metrics:
         for warning in val_metrics["warnings"]:

@@ -22,6 +22,7 @@ from digiq.models import TextEncoder, TinyVLMConfig
 from digiq.models.vlm import VLM
 from digiq.repr import action_image, action_prompt, work_size
 from digiq.ui_grounding import GOAL_MATCH_DIM, describe_action, describe_screen, goal_match
+from digiq.work_frames import WorkFramesWriter, work_frames_path
 from trajectories import (
     CandidateWriter,
     DatasetWriter,
@@ -349,3 +350,32 @@ def test_ui_tree_inputs_describe_the_screen_and_where_each_candidate_lands(
     # Stores computed without the UI-tree inputs are refused, not mixed in.
     with pytest.raises(ValueError, match="different model|model"):
         run_features(config(root, candidates="n3"), vlm=vlm, text_encoder=minilm)
+
+
+def test_work_size_frames_kept_by_the_repr_stage_replace_decoding_and_change_nothing(
+    dataset: Path, vlm: VLM, minilm: TextEncoder, tmp_path: Path
+) -> None:
+    buffer = ReplayBuffer.open(dataset)
+    cache = tmp_path / "cache"
+    writer = WorkFramesWriter(
+        work_frames_path(cache, vlm.image_size), lambda w, h: work_size(w, h, vlm.image_size)
+    )
+    for row in buffer.batch(buffer.transition_ids).rows.tolist():
+        writer.add(row, buffer.image(row))  # full resolution, as the labelling pass sees it
+    writer.finish(buffer.manifest.fingerprint())
+
+    decoded = run_features(config(dataset, candidates="n3"), vlm=vlm, text_encoder=minilm)
+    kept = run_features(
+        config(dataset, candidates="n3", prefix="kept-", cache_dir=str(cache)),
+        vlm=vlm,
+        text_encoder=minilm,
+    )
+    assert decoded["kept_frames"] is None
+    # every state's frame (and its predecessor's) came from the file, none was decoded
+    assert kept["kept_frames"]["hits"] > len(buffer) and kept["kept_frames"]["misses"] == 0
+    a, b = open_feature_stores(dataset), open_feature_stores(dataset, "kept-")
+    ids = buffer.transition_ids
+    for name in ("vlm", "state", "action_text"):
+        assert np.array_equal(getattr(a, name).get(ids, None), getattr(b, name).get(ids, None)), (
+            name
+        )

@@ -290,6 +290,17 @@ def test_minilm_embeds_offline_and_caches(minilm: TextEncoder) -> None:
         minilm.encode("abc")
 
 
+def test_minilm_batches_by_length_and_returns_vectors_in_input_order() -> None:
+    # Uncached strings are embedded longest first (less padding); each vector must still land
+    # at its own string's index and equal the string embedded alone.
+    encoder = TextEncoder.minilm(batch_size=2)
+    texts = ["ok", "search for a red running shoe under fifty dollars on newegg", "open clock"]
+    batched = encoder.encode(texts)
+    alone = np.stack([TextEncoder.minilm().encode([t])[0] for t in texts])
+    np.testing.assert_allclose(batched, alone, atol=1e-5)
+    assert batched[0] @ batched[1] < 0.99  # distinct strings, not one vector broadcast
+
+
 def test_minilm_matches_sentence_transformers(minilm: TextEncoder) -> None:
     st = pytest.importorskip("sentence_transformers")
     from digiq.models.text_encoder import minilm_path

@@ -25,9 +25,11 @@ from digiq.repr import (
     label_buffer,
     run_repr,
     screen_change,
+    work_size,
     yes_no_label,
     yes_no_metrics,
 )
+from digiq.work_frames import WorkFrames, work_frames_path
 from trajectories import DatasetWriter, EpisodeRecord, ReplayBuffer, StepRecord
 from trajectories.images import decode_image, encode_png
 
@@ -340,3 +342,52 @@ def test_labels_on_worker_threads_equal_a_serial_loop_and_fill_a_partial_cache(
         expected = (not label) if tid == kept else label
         assert again[tid].label == expected and again[tid].change == pytest.approx(change)
     assert len(json.loads(cache.read_text())["rows"]) == len(serial)  # completed on disk
+
+
+def test_repr_stage_keeps_work_size_frames_equal_to_decoded_ones(
+    dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The labelling pass keeps each state's work-size frame (digiq.work_frames): exactly
+    the buffer's decode at that size, so the later passes read them instead of decoding."""
+    cache = tmp_path / "cache"
+    config = ReprConfig(
+        str(dataset),
+        str(tmp_path / "run"),
+        preset_overrides=OVERRIDES,
+        epochs=1,
+        batch_size=8,
+        val_fraction=0.3,
+        eval_before=False,
+        progress=False,
+        cache_dir=str(cache),
+    )
+    metrics = run_repr(config)
+    buffer = ReplayBuffer.open(dataset)
+    path = work_frames_path(cache, 32)
+    frames = WorkFrames.open(path, buffer.manifest.fingerprint())
+    assert frames is not None and len(frames) == len(buffer) == 96
+    size = work_size(W, H, 32)
+    assert size == (24, 48)  # a real resize of the 96x192 screens
+    for row in buffer.batch(buffer.transition_ids).rows.tolist():
+        kept = frames.get(row, size)
+        assert kept is not None and np.array_equal(kept, buffer.image(row, size))
+    assert frames.get(0, (W, H)) is None  # another size is decoded, not served wrongly
+    assert not path.with_name(path.name + ".tmp").exists()
+    # The held-out accuracy reads the same with kept and with decoded frames.
+    vlm = VLM.load(metrics["checkpoint"], precision="fp32")
+    _, val_view = buffer.split(0.3, seed=0)
+    val_ids = set(val_view.transition_ids.tolist())
+    val_examples = [e for e in label_buffer(buffer) if e.transition_id in val_ids]
+    assert evaluate_yes_no(vlm, buffer, val_examples, frames=frames) == evaluate_yes_no(
+        vlm, buffer, val_examples
+    )
+    frames.close()
+    # Kept frames of other data, or a damaged folder, are ignored with a warning naming it.
+    with caplog.at_level("WARNING", logger="digiq.work_frames"):
+        assert WorkFrames.open(path, "another dataset") is None
+        raw = path / "frames.u8"
+        raw.write_bytes(raw.read_bytes()[:5000])
+        assert WorkFrames.open(path, buffer.manifest.fingerprint()) is None
+        (path / "index.npz").write_bytes(b"not an index")
+        assert WorkFrames.open(path, buffer.manifest.fingerprint()) is None
+    assert caplog.text.count(str(path)) == 3

@@ -341,6 +341,36 @@ def test_candidates_have_n_per_state_dataset_action_first_and_redraw_invalid(
     assert run_candidates(config, model=model)["states"] == 0
 
 
+def test_candidates_shared_with_a_worker_process_draw_what_one_process_draws(
+    dataset: Path, bc_run: Path
+) -> None:
+    # Each batch's draw is seeded by its index, so the process that samples it does not
+    # matter: the same strings, log-probabilities up to one thread's float order against two.
+    runs = {}
+    for workers in (1, 2):
+        config = CandidatesConfig(
+            str(dataset),
+            str(bc_run),
+            name=f"t-w{workers}",
+            num_candidates=4,
+            batch_size=4,
+            seed=7,
+            workers=workers,
+            progress=False,
+        )
+        result = run_candidates(config)
+        assert result["complete"] and result["workers"] == workers
+        runs[workers] = (result, CandidateTable.open(dataset, f"t-w{workers}"))
+    (one, a), (two, b) = runs[1], runs[2]
+    ids = a.transition_ids
+    assert np.array_equal(ids, b.transition_ids) and len(ids) == len(ReplayBuffer.open(dataset))
+    assert a.actions(ids) == b.actions(ids)
+    np.testing.assert_allclose(a.logprobs(ids), b.logprobs(ids), atol=1e-4)
+    assert (one["redraws"], one["invalid_kept"]) == (two["redraws"], two["invalid_kept"])
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        CandidatesConfig(str(dataset), str(bc_run), workers=0)
+
+
 def test_a_stopped_bc_run_resumes_to_the_same_weights(dataset: Path, tmp_path: Path) -> None:
     straight = run_policy_train(bc_config(dataset, tmp_path / "a"))
 

@@ -175,7 +175,10 @@ class TextEncoder:
         self.misses += len(missing)
         self.hits += len(texts) - len(missing)
         if missing:
-            new = list(missing)
+            # Longest first, so each batch pads to strings of about its own length: the
+            # candidate set's strings range from 10 to 120 tokens and the screens' texts to 256,
+            # and padding every batch to its longest string cost a quarter of the time.
+            new = sorted(missing, key=len, reverse=True)
             vectors = self._embed(new)
             for text, vec in zip(new, vectors, strict=True):
                 result[missing[text]] = vec
