@@ -39,14 +39,15 @@ test: setup
 
 # The project's main job: the Digi-Q experiment end to end on simulated phones (README, "Quickstart").
 # Resumable: run `make demo` again after an interruption; `make demo DEMO_FRESH=1` starts over.
-# It runs the AitW General tasks (300 offline episodes, the first 96 test tasks once each per
-# method, 18-19 minutes on 2 cores, runs/demo-general): there Digi-Q beats the behaviour policy
-# and, in most runs, Filtered BC (README "The General task set").
+# It runs the AitW General tasks (300 offline episodes, 8 candidate actions per state, the
+# first 96 test tasks once each per method, about 17 minutes on 2 cores, runs/demo-general):
+# there Digi-Q beats the behaviour policy and, in most runs, Filtered BC (README "The General
+# task set").
 # `make demo DEMO_TASK_SET=webshop`: Web Shopping (100 offline episodes, runs/demo), where the
 # two tie near the ceiling; with DEMO_SCALE=medium three times the data, about 35 minutes
 # (runs/demo-medium).
-# `make demo DEMO_CANDIDATES=8`: 8 candidate actions per state instead of 4 (Digi-Q ahead of
-# Filtered BC in 4 of 4 datasets, about 22 minutes; runs/demo-general-n8).
+# `make demo DEMO_CANDIDATES=4`: 4 candidate actions per state instead of 8 (the setting
+# before 2026-11-24, about 16 minutes; runs/demo-general-n4).
 DEMO_SCALE ?= small
 DEMO_TASK_SET ?= general
 DEMO_CANDIDATES ?=

@@ -145,6 +145,11 @@ class Scale:
     # typed query at 1.2 (measured: 46 of 58 Best-of-N TYPE targets typed text not in the goal;
     # at 1.0, 35 of 71, and Digi-Q 41.7% instead of 27.1% on the same data; README).
     candidate_temperature: float = 1.2
+    # Processes sharing the candidates stage's sampling (digiq-train --workers), one torch
+    # thread each. On 2 CPU cores two sampled N = 8 candidates for 2,503 states in 108 s
+    # against 141 s for one process with two threads, the same strings (benchmarks/RESULTS.md,
+    # twenty-first session); a GPU is better fed by one process, so the default is 1.
+    candidate_workers: int = 1
     # Best-of-N advantage threshold (None: the published per-task-set value, 0.05 Web Shopping,
     # 0.10 General). ``small`` uses 0.10 on Web Shopping: its critic, trained on ~100 episodes,
     # is off by about 0.05 on states whose true value is >= 0 (V down to -0.06), so at 0.05
@@ -228,6 +233,7 @@ _SMALL = Scale(
     extraction_steps=80,
     extraction_lr=3e-4,
     candidate_temperature=1.0,
+    candidate_workers=2,
     notes="2 CPU cores, tiny models, about 20 minutes",
     # General (``make demo``): three times the offline data, and 96 evaluation episodes per
     # method on 96 different tasks (the first 96 of the test list, as in the paper, 1 seed).
@@ -238,12 +244,18 @@ _SMALL = Scale(
     # policies of both misses too. With this evaluation: 2 of 3 runs (qgs10 no; qgs11, qgs12).
     # Since every process keeps its freed memory (android/allocator.py) such a run takes 18-19
     # minutes on 2 cores instead of 21-23 (README, Quickstart, "The General task set").
+    # 8 candidates per state on General (2026-11-24): on the same five datasets and repr
+    # checkpoints Digi-Q led Filtered BC on all five with 8 (pooled +6.5 [+0.6, +12.3] points),
+    # on four with 4 (+4.4 [-1.5, +10.2]); with the screens decoded once and the candidates
+    # sampled on two processes a run with 8 takes about 17 minutes (qgs17 17:13), what one
+    # with 4 took before (README, "Eight candidates per state").
     task_set_overrides={
         "general": {
             "offline_episodes": 300,
+            "num_candidates": 8,
             "eval_tasks": 96,
             "eval_seeds": 1,
-            "notes": "2 CPU cores, tiny models, 300 General episodes, about 19 minutes",
+            "notes": "2 CPU cores, tiny models, 300 General episodes, 8 candidates, about 17 minutes",
         }
     },
 )
@@ -605,7 +617,10 @@ def train_config(scale: Scale) -> dict[str, Any]:
     """The per-stage options of the Digi-Q runs (written to ``OUT/digiq-train.yaml``)."""
     config: dict[str, Any] = {
         "repr": {"epochs": scale.repr_epochs},
-        "candidates": {"temperature": scale.candidate_temperature},
+        "candidates": {
+            "temperature": scale.candidate_temperature,
+            "workers": scale.candidate_workers,
+        },
         "critic": {"steps": scale.critic_steps, "target": scale.critic_target},
     }
     config["policy"] = _extraction_budget(scale)

@@ -86,6 +86,9 @@ def test_plan_names_every_step_and_uses_the_scale(tmp_path: Path) -> None:
     assert train_config(scale)["candidates"]["temperature"] == scale.candidate_temperature
     assert train_config(scale)["critic"]["steps"] == scale.critic_steps
     assert SCALES["full"].candidate_temperature == 1.2  # the published setting
+    # two sampling processes on the 2-core scales, one on the GPU preset
+    assert train_config(scale)["candidates"]["workers"] == scale.candidate_workers == 2
+    assert train_config(SCALES["full"])["candidates"]["workers"] == 1
 
 
 def test_medium_is_small_with_more_data_and_evaluation_only(tmp_path: Path) -> None:
@@ -103,16 +106,17 @@ def test_medium_is_small_with_more_data_and_evaluation_only(tmp_path: Path) -> N
 
 
 def test_small_on_general_has_more_data_and_more_test_tasks(tmp_path: Path) -> None:
-    # make demo runs General: 300 offline episodes and 96 evaluation episodes per method, on
-    # the first 96 test tasks, one seed each (README, "The General task set"); Web Shopping
-    # keeps 100 and 24 tasks x 2 seeds, and nothing else differs.
+    # make demo runs General: 300 offline episodes, 8 candidates per state and 96 evaluation
+    # episodes per method, on the first 96 test tasks, one seed each (README, "The General task
+    # set"); Web Shopping keeps 100, 4 and 24 tasks x 2 seeds, and nothing else differs.
     small = SCALES["small"]
     general, webshop = small.for_task_set("general"), small.for_task_set("webshop")
     assert webshop.to_dict() == small.to_dict()
     assert general.offline_episodes == 300
     assert (general.eval_tasks, general.eval_seeds) == (96, 1)
     differing = {k for k, v in general.to_dict().items() if webshop.to_dict()[k] != v}
-    assert differing == {"offline_episodes", "eval_tasks", "eval_seeds", "notes"}
+    assert differing == {"offline_episodes", "num_candidates", "eval_tasks", "eval_seeds", "notes"}
+    assert (general.num_candidates, webshop.num_candidates) == (8, 4)
     assert "task_set_overrides" not in general.to_dict()  # quickstart.json records what ran
     assert general.for_task_set("general") == general  # applied once, nothing left
     assert train_config(general) == train_config(small)
@@ -416,14 +420,14 @@ def test_num_candidates_option_reaches_the_digiq_runs_and_the_record(
 
     monkeypatch.setattr(cli, "run_quickstart", capture)
     args = ["--task-set", "general", "--out", str(tmp_path / "q"), "--until", "digiq"]
-    assert CliRunner().invoke(quickstart_command, [*args, "--num-candidates", "8"]).exit_code == 0
+    assert CliRunner().invoke(quickstart_command, [*args, "--num-candidates", "4"]).exit_code == 0
     assert CliRunner().invoke(quickstart_command, args).exit_code == 0
-    n8, default = seen
-    # only N differs; the General sizes of the small scale still apply
-    assert n8.num_candidates == 8 and default.num_candidates == 4
-    assert dataclasses.replace(n8, num_candidates=4) == default
-    assert n8.offline_episodes == 300 and n8.eval_tasks == 96
-    for scale, n in ((n8, "8"), (default, "4")):
+    n4, default = seen
+    # only N differs; the General sizes of the small scale still apply (8 candidates on General)
+    assert n4.num_candidates == 4 and default.num_candidates == 8
+    assert dataclasses.replace(n4, num_candidates=8) == default
+    assert n4.offline_episodes == 300 and n4.eval_tasks == 96
+    for scale, n in ((n4, "4"), (default, "8")):
         digiq = next(s for s in plan_steps(tmp_path, scale, "general") if s.name == "digiq")
         assert digiq.commands[0][digiq.commands[0].index("--num-candidates") + 1] == n
     bad = CliRunner().invoke(quickstart_command, [*args, "--num-candidates", "0"])
