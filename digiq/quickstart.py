@@ -246,9 +246,10 @@ _SMALL = Scale(
     # minutes on 2 cores instead of 21-23 (README, Quickstart, "The General task set").
     # 8 candidates per state on General (2026-11-24): on the same five datasets and repr
     # checkpoints Digi-Q led Filtered BC on all five with 8 (pooled +6.5 [+0.6, +12.3] points),
-    # on four with 4 (+4.4 [-1.5, +10.2]); with the screens decoded once and the candidates
-    # sampled on two processes a run with 8 takes about 17 minutes (qgs17 17:13), what one
-    # with 4 took before (README, "Eight candidates per state").
+    # on four with 4 (+4.4 [-1.5, +10.2]); in fresh runs with 8 it led in 3 of 4 (qgs13,
+    # qgs17-qgs19, +1.8 [-4.8, +8.4] pooled). With the screens decoded once and the candidates
+    # sampled on two processes a run with 8 takes 16-18 minutes (qgs17-qgs19), what one with 4
+    # took before (README, "Eight candidates per state").
     task_set_overrides={
         "general": {
             "offline_episodes": 300,
