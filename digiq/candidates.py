@@ -164,7 +164,7 @@ class _Batch:
     ids: tuple[int, ...]
     frames: np.ndarray
     texts: tuple[str, ...]
-    targets: tuple[str, ...]  # candidate 0's policy target string, per state
+    actions: tuple[str, ...]  # the dataset action (candidate 0) of each state, as stored
 
 
 @dataclass
@@ -197,7 +197,8 @@ class _Sampler:
                 seed=_batch_seed(config.seed, batch.index, 0),
             )
             inputs = model.prepare(model.pixels_from_array(batch.frames), list(batch.texts))
-            zero_logps = model.sequence_logprobs(inputs, list(batch.targets))
+            targets = [model.target_text(action) for action in batch.actions]
+            zero_logps = model.sequence_logprobs(inputs, targets)
         return _BatchResult(
             sampled, still, redraws, [float(x) for x in zero_logps], time.perf_counter() - tick
         )
@@ -279,7 +280,7 @@ def run_candidates(config: CandidatesConfig, *, model: PolicyModel | None = None
                     tuple(ids),
                     frames.get([inputs[t][0] for t in ids]),
                     tuple(inputs[t][2] for t in ids),
-                    tuple(model.target_text(buffer.transition(t).action_text) for t in ids),
+                    tuple(buffer.transition(t).action_text for t in ids),
                 )
             )
     bar = tqdm(total=len(todo_ids), desc="candidates", disable=not config.progress)
@@ -289,15 +290,13 @@ def run_candidates(config: CandidatesConfig, *, model: PolicyModel | None = None
         nonlocal sample_seconds
         sample_seconds += result.seconds
         marks = []
-        for j, t in enumerate(buffer.transition(i) for i in batch.ids):
-            actions = [t.action_text] + [text for text, _ in result.sampled[j]]
+        for j, (tid, action) in enumerate(zip(batch.ids, batch.actions, strict=True)):
+            actions = [action] + [text for text, _ in result.sampled[j]]
             logps = [result.zero_logps[j]] + [lp for _, lp in result.sampled[j]]
-            writer.add(t.transition_id, actions, logps)
+            writer.add(tid, actions, logps)
             for k in result.still[j]:
                 reason = parse_autoui(result.sampled[j][k][0]).invalid_reason
-                marks.append(
-                    {"transition_id": t.transition_id, "candidate": k + 1, "reason": reason}
-                )
+                marks.append({"transition_id": tid, "candidate": k + 1, "reason": reason})
         if marks:
             with open(invalid_path, "a", encoding="utf-8") as fh:
                 for mark in marks:

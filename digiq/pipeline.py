@@ -309,7 +309,9 @@ def _is_saved_policy(path: str | Path) -> bool:
 
 
 def _workers(config: Mapping[str, Any]) -> int:
-    value = config.get("workers") or 1
+    value = config.get("workers")
+    if value is None:
+        return 1
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"option workers must be an integer >= 1, got {value!r}")
     return value
@@ -613,8 +615,8 @@ def run_stages(
     resumes from its own checkpoints). Each stage's record: status (running / done / failed),
     start and end time, wall seconds, peak resident memory of the process so far (MiB, from
     ``resource.getrusage``; with ``workers`` the larger of this process and its largest worker,
-    not their sum, which the quickstart samples), its metrics or its error. A failing stage is recorded and its
-    exception re-raised; later stages do not run.
+    not their sum, which the quickstart samples), its metrics or its error. A failing stage is
+    recorded and its exception re-raised; later stages do not run.
     """
     run = Path(run_dir)
     data = Path(data_dir)

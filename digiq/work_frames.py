@@ -53,7 +53,8 @@ class WorkFrames:
     def __init__(self, root: Path, index: dict[int, tuple[int, int, int]]) -> None:
         self.root = root
         self._index = index
-        self._file = open(root / FRAMES, "rb")  # noqa: SIM115 - kept open for pread, closed by close()
+        # kept open for os.pread; closed by close() or when the object goes
+        self._file = open(root / FRAMES, "rb")  # noqa: SIM115
         self.hits = 0
         self.misses = 0
 

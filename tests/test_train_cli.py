@@ -369,6 +369,14 @@ def test_candidates_shared_with_a_worker_process_draw_what_one_process_draws(
     assert (one["redraws"], one["invalid_kept"]) == (two["redraws"], two["invalid_kept"])
     with pytest.raises(ValueError, match="workers must be >= 1"):
         CandidatesConfig(str(dataset), str(bc_run), workers=0)
+    # a YAML config's workers: 0 is refused, not read as the default
+    from digiq.pipeline import candidates_stage
+
+    for bad in (0, True, "2"):
+        with pytest.raises(ValueError, match="option workers must be an integer >= 1"):
+            candidates_stage(
+                bc_run, dataset, "tiny", {"behaviour_policy": str(bc_run), "workers": bad}
+            )
 
 
 def test_a_stopped_bc_run_resumes_to_the_same_weights(dataset: Path, tmp_path: Path) -> None:
