@@ -24,7 +24,7 @@ import click
 from android.adb_server import AdbServerStartError, start_private_adb_server
 from android.device import AndroidDevice
 from android.pool import DevicePool, ProvidedDevice, list_server_devices
-from android.sim.runner import SimLaunchError, free_console_ports, spawn_device
+from android.sim.runner import SimLaunchError, free_console_ports, port_claim_lock, spawn_device
 from emulator_configs import DEFAULT_PROFILE
 from eval.devices import DeviceSpec, DeviceSpecError, device_source, missing_serials, parse_devices
 
@@ -109,23 +109,25 @@ class SimFleet:
         return self
 
     def _spawn(self, *, wait: bool) -> str:
-        """Start one device on a free port pair (retrying elsewhere when a port is taken)."""
+        """Start one device on a free port pair (retrying elsewhere when a port is taken:
+        by another user's process; this user's processes claim ports one at a time)."""
         with self._lock:
             last: Exception | None = None
             for _ in range(6):
-                port = free_console_ports(1, base=self._next_port)[0]
-                self._next_port = port + 2
                 try:
-                    proc = spawn_device(
-                        port,
-                        profile=self.profile,
-                        world=self.world,
-                        seed=self.seed,
-                        run_dir=self.run_dir,
-                        wildness=self.wildness,
-                        env=self.env,
-                        timeout=self.timeout,
-                    )
+                    with port_claim_lock():
+                        port = free_console_ports(1, base=self._next_port)[0]
+                        self._next_port = port + 2
+                        proc = spawn_device(
+                            port,
+                            profile=self.profile,
+                            world=self.world,
+                            seed=self.seed,
+                            run_dir=self.run_dir,
+                            wildness=self.wildness,
+                            env=self.env,
+                            timeout=self.timeout,
+                        )
                 except SimLaunchError as exc:
                     last = exc
                     continue

@@ -7,7 +7,14 @@ success when any of its observations satisfies the goal). Intervals are 95% Wils
 intervals per method; the gain of a method over the behaviour policy gets Newcombe's hybrid
 score interval for a difference of two independent proportions, so "the gain is larger than
 the confidence intervals" is a statement with a definite meaning: the gain's interval lies
-above zero.
+above zero. That verdict keeps the independent interval, the conservative one.
+
+Every method runs the same test tasks with the same seeds, so the report also pairs the
+episodes: how many tasks one method solved and the other did not, and Newcombe's paired
+interval for the difference (:func:`paired_difference_interval`). Outcomes are nearly
+all-or-nothing per task, so that interval is the one that says how sure a single run is of
+which method leads; it is reported beside the verdict, not in place of it. Success per goal
+kind (web search, open an app, ...) shows where each method wins.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import math
 import os
 import platform
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,45 +36,106 @@ from trajectories.manifest import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-__all__ = ["evaluation_counts", "difference_interval", "write_report", "ordering_check"]
+__all__ = [
+    "EpisodeOutcome",
+    "episode_outcomes",
+    "counts_from_outcomes",
+    "evaluation_counts",
+    "difference_interval",
+    "paired_difference_interval",
+    "paired_comparison",
+    "write_report",
+    "ordering_check",
+]
 
 
-def evaluation_counts(eval_dir: Path) -> dict[str, Any]:
-    """Episodes, errors, rules and oracle successes of one ``digiq-eval`` run folder."""
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    """One evaluation episode's verdicts, keyed by (task, seed) so methods can be paired:
+    every method of a quickstart runs the same test tasks with the same seeds."""
+
+    task_id: str
+    seed: int
+    kind: str
+    error: bool
+    rules: bool
+    oracle: bool
+    has_ground_truth: bool
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.task_id, self.seed
+
+
+def episode_outcomes(eval_dir: Path) -> list[EpisodeOutcome]:
+    """Every finished episode of one ``digiq-eval`` run folder, judged by both raters."""
     from eval.autoraters.oracle import oracle_verdict
     from eval.goals import Goal
 
     path = eval_dir / "results.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: the evaluation step has not run")
-    results = latest_results(read_results(path))
-    rules = oracle = errors = no_truth = 0
-    for result in results:
-        if result.is_error:
-            errors += 1  # an errored episode counts as a failure, never as a success
+    outcomes = []
+    for result in latest_results(read_results(path)):
+        kind = str(result.goal.get("kind", "?"))
+        if result.is_error:  # an errored episode counts as a failure, never as a success
+            outcomes.append(
+                EpisodeOutcome(result.task_id, result.seed, kind, True, False, False, True)
+            )
             continue
-        rules += bool(result.success)
         goal = Goal.from_dict(result.goal)
         rows = read_steps(eval_dir / result.artifacts / "steps.jsonl")
         truths = [r.get("ground_truth") for r in rows if r.get("step", 0) >= 1]
-        if not any(truths):
-            no_truth += 1
-            continue
-        oracle += any(
+        oracle = any(
             t and oracle_verdict(goal, t).status == "success" for t in truths if isinstance(t, dict)
         )
-    n = len(results)
+        outcomes.append(
+            EpisodeOutcome(
+                result.task_id,
+                result.seed,
+                kind,
+                False,
+                bool(result.success),
+                oracle,
+                any(truths),
+            )
+        )
+    return outcomes
+
+
+def counts_from_outcomes(outcomes: Sequence[EpisodeOutcome]) -> dict[str, Any]:
+    """Episodes, errors, rules and oracle successes with their Wilson intervals, overall and
+    per goal kind (web search, open an app, ...)."""
+    n = len(outcomes)
+    rules = sum(o.rules for o in outcomes)
+    oracle = sum(o.oracle for o in outcomes)
+    by_kind: dict[str, dict[str, int]] = {}
+    for o in outcomes:
+        row = by_kind.setdefault(
+            o.kind, {"episodes": 0, "rules_successes": 0, "oracle_successes": 0}
+        )
+        row["episodes"] += 1
+        row["rules_successes"] += o.rules
+        row["oracle_successes"] += o.oracle
     return {
         "episodes": n,
-        "errors": errors,
+        "errors": sum(o.error for o in outcomes),
         "rules_successes": rules,
         "oracle_successes": oracle,
-        "episodes_without_ground_truth": no_truth,
+        "episodes_without_ground_truth": sum(
+            not o.error and not o.has_ground_truth for o in outcomes
+        ),
         "rules_rate": rules / n if n else None,
         "oracle_rate": oracle / n if n else None,
         "rules_ci": list(wilson_interval(rules, n)),
         "oracle_ci": list(wilson_interval(oracle, n)),
+        "by_kind": dict(sorted(by_kind.items())),
     }
+
+
+def evaluation_counts(eval_dir: Path) -> dict[str, Any]:
+    """Episodes, errors, rules and oracle successes of one ``digiq-eval`` run folder."""
+    return counts_from_outcomes(episode_outcomes(eval_dir))
 
 
 def difference_interval(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
@@ -79,6 +149,64 @@ def difference_interval(k1: int, n1: int, k2: int, n2: int) -> tuple[float, floa
     low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
     high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
     return max(-1.0, low), min(1.0, high)
+
+
+def paired_difference_interval(
+    both: int, first_only: int, second_only: int, neither: int
+) -> tuple[float, float]:
+    """Newcombe's square-and-add 95% interval for p1 - p2 on paired outcomes (Newcombe 1998,
+    Statistics in Medicine 17:2635, method 10): the two Wilson intervals combined with the
+    correlation of the pairs, continuity-corrected as published. Two methods run on the same
+    tasks and seeds fail and succeed on the same hard and easy tasks, so this interval is
+    narrower than the independent one when the outcomes are positively correlated."""
+    n = both + first_only + second_only + neither
+    if n == 0:
+        return -1.0, 1.0
+    k1, k2 = both + first_only, both + second_only
+    p1, p2 = k1 / n, k2 / n
+    l1, u1 = wilson_interval(k1, n)
+    l2, u2 = wilson_interval(k2, n)
+    margins = k1 * (n - k1) * k2 * (n - k2)
+    phi = 0.0
+    if margins > 0:
+        cross = both * neither - first_only * second_only
+        if cross > n / 2:
+            phi = (cross - n / 2) / math.sqrt(margins)
+        elif cross < 0:
+            phi = cross / math.sqrt(margins)
+    d = p1 - p2
+    low = d - math.sqrt(max(0.0, (p1 - l1) ** 2 + (u2 - p2) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2)))
+    high = d + math.sqrt(
+        max(0.0, (u1 - p1) ** 2 + (p2 - l2) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2))
+    )
+    return max(-1.0, low), min(1.0, high)
+
+
+def paired_comparison(
+    first: Sequence[EpisodeOutcome], second: Sequence[EpisodeOutcome], rater: str
+) -> dict[str, Any]:
+    """Two methods compared episode by episode on the (task, seed) pairs both ran: how many
+    each solved alone, and the paired interval of the difference in success rate."""
+    if rater not in ("oracle", "rules"):
+        raise ValueError(f"rater must be 'oracle' or 'rules', not {rater!r}")
+    second_by_key = {o.key: o for o in second}
+    table = {"both": 0, "first_only": 0, "second_only": 0, "neither": 0}
+    for a in {o.key: o for o in first}.values():
+        b = second_by_key.get(a.key)
+        if b is None:
+            continue
+        x, y = getattr(a, rater), getattr(b, rater)
+        table["both" if x and y else "first_only" if x else "second_only" if y else "neither"] += 1
+    pairs = sum(table.values())
+    low, high = paired_difference_interval(
+        table["both"], table["first_only"], table["second_only"], table["neither"]
+    )
+    return {
+        "pairs": pairs,
+        **table,
+        "difference": (table["first_only"] - table["second_only"]) / pairs if pairs else 0.0,
+        "ci": [low, high],
+    }
 
 
 def ordering_check(counts: dict[str, dict[str, Any]], rater: str) -> dict[str, Any]:
@@ -143,6 +271,38 @@ HEADER = [
     "gain over behaviour, oracle [95% CI]",
     "errors",
 ]
+
+
+SHORT_LABELS = {"behaviour": "behaviour", "filtered-bc": "Filtered BC"}
+
+
+def _paired_text(paired: dict[str, dict[str, Any]]) -> str:
+    parts = []
+    for key, comparison in paired.items():
+        other = SHORT_LABELS[key.removeprefix("digiq_vs_").replace("_", "-")]
+        low, high = comparison["ci"]
+        parts.append(
+            f"Digi-Q vs {other} on {comparison['pairs']} pairs: Digi-Q alone "
+            f"{comparison['first_only']}, {other} alone {comparison['second_only']}, "
+            f"difference {100 * comparison['difference']:+.1f} [{100 * low:+.1f}, "
+            f"{100 * high:+.1f}], " + ("above zero" if low > 0 else "not above zero")
+        )
+    return "; ".join(parts)
+
+
+def _kind_table(
+    counts: dict[str, dict[str, Any]], labels: dict[str, str]
+) -> tuple[list[str], list[list[str]]]:
+    kinds = sorted({k for c in counts.values() for k in c.get("by_kind", {})})
+    header = ["goal kind", *[labels[m] for m in counts]]
+    rows = []
+    for kind in kinds:
+        cells = []
+        for c in counts.values():
+            row = c.get("by_kind", {}).get(kind)
+            cells.append(f"{row['oracle_successes']}/{row['episodes']}" if row else "-")
+        rows.append([kind, *cells])
+    return header, rows
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -358,9 +518,18 @@ def write_report(out: Path, record: dict[str, Any]) -> dict[str, Any]:
     from digiq.quickstart import METHODS
 
     labels = {m: label for m, (_, _, label) in METHODS.items()}
-    counts = {m: evaluation_counts(out / "eval" / m) for m in METHODS}
+    outcomes = {m: episode_outcomes(out / "eval" / m) for m in METHODS}
+    counts = {m: counts_from_outcomes(o) for m, o in outcomes.items()}
     rows = _table_rows(counts, labels)
     checks = {r: ordering_check(counts, r) for r in ("oracle", "rules")}
+    for rater, check in checks.items():
+        check["paired"] = {
+            f"digiq_vs_{other.replace('-', '_')}": paired_comparison(
+                outcomes["digiq"], outcomes[other], rater
+            )
+            for other in ("behaviour", "filtered-bc")
+        }
+        check["gain_significant_paired"] = check["paired"]["digiq_vs_behaviour"]["ci"][0] > 0
     plots = _plots(out, counts, labels)
     settings = record.get("settings", {})
     scale = settings.get("scale", {})
@@ -380,6 +549,7 @@ def write_report(out: Path, record: dict[str, Any]) -> dict[str, Any]:
                 else "its interval does NOT lie above zero"
             )
         )
+        verdict_lines.append(f"{rater}, paired by task: " + _paired_text(check["paired"]))
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record.get("started", time.time())))
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"
     devices = str(settings.get("devices"))
@@ -396,6 +566,15 @@ def write_report(out: Path, record: dict[str, Any]) -> dict[str, Any]:
             _markdown_table(HEADER, rows),
             "",
             *[f"- {line}" for line in verdict_lines],
+            "",
+            "Paired by task: every method ran the same test tasks with the same seeds; "
+            "'alone' counts the episodes one method solved and the other did not, and the "
+            "interval is Newcombe's for paired proportions. The verdict above uses the "
+            "independent intervals of the table.",
+            "",
+            "## Success per goal kind (oracle)",
+            "",
+            _markdown_table(*_kind_table(counts, labels)),
             "",
             "Success counts an errored episode as a failure. Oracle = the simulator's ground "
             "truth re-judged at every recorded step; rules = the verdicts of the rules "

@@ -28,6 +28,7 @@ from android.sim.runner import (
     default_run_dir,
     free_console_ports,
     list_devices,
+    port_claim_lock,
     spawn_device,
     stop_device,
 )
@@ -196,36 +197,41 @@ def start(
 ) -> None:
     """Start N simulated devices, each its own detached process, and print their serials."""
     run_dir = (run_dir or default_run_dir()).absolute()
-    try:
-        ports = free_console_ports(devices, base=base_port, limit=MAX_PORT)
-    except SimLaunchError as exc:
-        raise click.ClickException(str(exc)) from None
-    started: list[subprocess.Popen[bytes]] = []
-    for i, port in enumerate(ports):
+    # The ports are claimed under the machine-wide lock (android.sim.runner.port_claim_lock)
+    # until every device listens, so a concurrent `digiq-eval --devices sim:N` cannot take them.
+    with port_claim_lock():
         try:
-            proc = spawn_device(
-                port,
-                profile=profile,
-                world=world,
-                seed=seed + i,
-                run_dir=run_dir,
-                boot_delay=boot_delay,
-                host=host,
-                timeout=timeout,
-            )
+            ports = free_console_ports(devices, base=base_port, limit=MAX_PORT)
         except SimLaunchError as exc:
-            # All or nothing: a half-started fleet would surprise scripts that asked for N.
-            for other in started:
-                other.terminate()
-            for other in started:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    other.wait(timeout=10)
-            raise click.ClickException(f"device {i} (console port {port}) failed: {exc}") from None
-        started.append(proc)
-        click.echo(
-            f"emulator-{port}\tadb {host}:{port + 1}\tconsole {port}\tpid {proc.pid}\t"
-            f"seed {seed + i}"
-        )
+            raise click.ClickException(str(exc)) from None
+        started: list[subprocess.Popen[bytes]] = []
+        for i, port in enumerate(ports):
+            try:
+                proc = spawn_device(
+                    port,
+                    profile=profile,
+                    world=world,
+                    seed=seed + i,
+                    run_dir=run_dir,
+                    boot_delay=boot_delay,
+                    host=host,
+                    timeout=timeout,
+                )
+            except SimLaunchError as exc:
+                # All or nothing: a half-started fleet would surprise scripts that asked for N.
+                for other in started:
+                    other.terminate()
+                for other in started:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        other.wait(timeout=10)
+                raise click.ClickException(
+                    f"device {i} (console port {port}) failed: {exc}"
+                ) from None
+            started.append(proc)
+            click.echo(
+                f"emulator-{port}\tadb {host}:{port + 1}\tconsole {port}\tpid {proc.pid}\t"
+                f"seed {seed + i}"
+            )
     click.echo(f"run dir: {run_dir} (logs: {run_dir}/emulator-<port>.log)")
     click.echo(f"stop with: digiq-sim stop --all --run-dir {run_dir}")
 

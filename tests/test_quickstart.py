@@ -32,7 +32,14 @@ from digiq.quickstart import (
     train_config,
 )
 from digiq.quickstart_cli import quickstart_command
-from digiq.quickstart_report import difference_interval, ordering_check
+from digiq.quickstart_report import (
+    EpisodeOutcome,
+    counts_from_outcomes,
+    difference_interval,
+    ordering_check,
+    paired_comparison,
+    paired_difference_interval,
+)
 
 STEPS = [
     "demos",
@@ -224,6 +231,59 @@ def test_difference_interval_and_ordering() -> None:
     assert oracle["gain_significant"] and oracle["digiq_gain"] == pytest.approx(20 / 48)
     rules = ordering_check(counts, "rules")
     assert not rules["digiq_gt_filtered_bc"] and not rules["gain_significant"]
+
+
+def test_paired_interval_matches_the_published_example_and_narrows_with_correlation() -> None:
+    # Fagerland, Lydersen & Laake, "Statistical Analysis of Contingency Tables", ch. 8 (Cavo
+    # et al. 2012): pairs 59 both / 6 first only / 16 second only / 80 neither ->
+    # -0.0621 [-0.1186, -0.0046] with Newcombe's square-and-add interval.
+    low, high = paired_difference_interval(59, 6, 16, 80)
+    assert low == pytest.approx(-0.1186, abs=5e-5) and high == pytest.approx(-0.0046, abs=5e-5)
+    # No correlation left after the continuity correction: the independent formula on n pairs.
+    both, first_only, second_only, neither = 10, 10, 10, 10
+    assert paired_difference_interval(both, first_only, second_only, neither) == pytest.approx(
+        difference_interval(20, 40, 20, 40)
+    )
+    # Strongly correlated pairs (the same tasks solved by both): narrower than independent.
+    low, high = paired_difference_interval(20, 8, 1, 67)
+    ind_low, ind_high = difference_interval(28, 96, 21, 96)
+    assert ind_low < 0 < low < 7 / 96 < high < ind_high
+    assert paired_difference_interval(0, 0, 0, 0) == (-1.0, 1.0)
+
+
+def _outcome(task: str, kind: str, oracle: bool, rules: bool | None = None) -> EpisodeOutcome:
+    rules = oracle if rules is None else rules
+    return EpisodeOutcome(task, 0, kind, False, rules, oracle, True)
+
+
+def test_paired_comparison_counts_only_common_tasks_and_per_kind_counts() -> None:
+    digiq = [
+        _outcome("a", "web_search", True),
+        _outcome("b", "web_search", True),
+        _outcome("c", "open_app", False, rules=True),
+        _outcome("d", "open_app", True),  # the other method has no episode of task d
+    ]
+    other = [
+        _outcome("a", "web_search", True),
+        _outcome("b", "web_search", False),
+        _outcome("c", "open_app", True),
+        _outcome("e", "open_app", True),
+    ]
+    oracle = paired_comparison(digiq, other, "oracle")
+    assert (oracle["pairs"], oracle["both"], oracle["first_only"]) == (3, 1, 1)
+    assert (oracle["second_only"], oracle["neither"], oracle["difference"]) == (1, 0, 0.0)
+    rules = paired_comparison(digiq, other, "rules")
+    assert (rules["both"], rules["first_only"], rules["second_only"]) == (2, 1, 0)
+    assert rules["difference"] == pytest.approx(1 / 3) and rules["ci"][0] < 1 / 3 < rules["ci"][1]
+    with pytest.raises(ValueError, match="rater"):
+        paired_comparison(digiq, other, "gemini")
+    errored = EpisodeOutcome("f", 0, "open_app", True, False, False, True)
+    counts = counts_from_outcomes([*digiq, errored])
+    assert (counts["episodes"], counts["errors"], counts["oracle_successes"]) == (5, 1, 3)
+    assert counts["by_kind"] == {
+        "open_app": {"episodes": 3, "rules_successes": 2, "oracle_successes": 1},
+        "web_search": {"episodes": 2, "rules_successes": 2, "oracle_successes": 2},
+    }
 
 
 def test_rollouts_on_simulated_phones_are_grouped_and_real_devices_run_alone(
@@ -543,7 +603,19 @@ def test_tiny_quickstart_interrupted_then_resumed_writes_every_output(
         assert counts["episodes_without_ground_truth"] == 0  # simulated phones record it
         assert (out / "eval" / method / "report.html").is_file()
     assert set(summary["checks"]) == {"oracle", "rules"}
+    for check in summary["checks"].values():  # same tasks and seeds: every episode pairs
+        for comparison in check["paired"].values():
+            assert comparison["pairs"] == scale.eval_tasks * scale.eval_seeds
+        gain = check["paired"]["digiq_vs_behaviour"]
+        assert check["gain_significant_paired"] == (gain["ci"][0] > 0)
+        assert gain["difference"] == pytest.approx(check["digiq_gain"])
+    kinds = set(summary["counts"]["digiq"]["by_kind"])
+    assert kinds and all(set(summary["counts"][m]["by_kind"]) == kinds for m in METHODS)
     results = (out / "RESULTS.md").read_text()
+    assert "oracle, paired by task: Digi-Q vs behaviour on " in results
+    assert "## Success per goal kind (oracle)" in results
+    for kind in kinds:
+        assert f"| {kind} |" in results
     assert "success, oracle [95% CI]" in results
     assert "devices sim:2 (wildness 0.2)" in results
     for method in METHODS:  # every evaluation met the same phones as the data

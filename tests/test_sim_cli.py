@@ -189,3 +189,41 @@ def test_fake_sdk_command(tmp_path: Path) -> None:
     emulator = tmp_path / "sdk" / "emulator" / "emulator"
     assert os.access(emulator, os.X_OK) and str(emulator) in result.output
     assert (tmp_path / "sdk" / "platform-tools" / "adb").exists()
+
+
+FLEET_SCRIPT = """
+import sys, time
+from pathlib import Path
+from digiq._runtime import SimFleet
+
+index, folder, total = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+with SimFleet(2, folder / f"fleet-{index}") as fleet:
+    serials = [fleet.factory().device.serial for _ in range(2)]
+    (folder / f"ready-{index}").write_text(" ".join(serials))
+    deadline = time.monotonic() + 90  # hold the devices until every fleet runs
+    while len(list(folder.glob("ready-*"))) < total and time.monotonic() < deadline:
+        time.sleep(0.05)
+print(" ".join(serials))
+"""
+
+
+def test_fleets_started_together_claim_distinct_ports(adb_env, tmp_path: Path) -> None:
+    # Four `--devices sim:2` commands started at once all probe from the same base port; the
+    # claim lock (android.sim.runner.port_claim_lock) keeps one from binding another's pair.
+    # Before it, such a start failed with "address already in use" after six collisions.
+    total = 4
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", FLEET_SCRIPT, str(i), str(tmp_path), str(total)],
+            env=adb_env.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(total)
+    ]
+    outputs = [proc.communicate(timeout=180) for proc in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-3000:]
+    serials = [s for out, _ in outputs for s in out.split()]
+    assert len(serials) == 2 * total and len(set(serials)) == 2 * total, serials

@@ -8,13 +8,16 @@ its pid file (``<serial>.json``) and log live in a run directory.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +92,31 @@ def free_console_ports(
             f"only {len(ports)} free port pairs in {base}..{limit}, {count} wanted"
         )
     return ports
+
+
+def port_lock_path() -> Path:
+    """The file whose lock :func:`port_claim_lock` takes (one per user, in the temp dir)."""
+    return Path(tempfile.gettempdir()) / f"digiq-sim-ports-{os.getuid()}.lock"
+
+
+@contextlib.contextmanager
+def port_claim_lock() -> Iterator[None]:
+    """Hold the machine-wide lock of "find a free port pair, start a device on it".
+
+    Between :func:`free_console_ports` seeing a pair free and the new device binding it (a
+    second or so of interpreter start-up) another process could pick the same pair: four
+    ``digiq-eval --devices sim:2`` started together all probe from the same base port, and
+    their retries collided again until one of them gave up. Held around the probe and
+    :func:`spawn_device` (which returns once the device listens), the lock makes the claim
+    atomic between this user's processes; an ``flock`` is released by the kernel if its
+    holder dies, so a crash cannot leave it taken.
+    """
+    with open(port_lock_path(), "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def list_devices(run_dir: Path | None = None) -> list[SimDeviceInfo]:
