@@ -246,9 +246,9 @@ _SMALL = Scale(
     # minutes on 2 cores instead of 21-23 (README, Quickstart, "The General task set").
     # 8 candidates per state on General (2026-11-24): on the same five datasets and repr
     # checkpoints Digi-Q led Filtered BC on all five with 8 (pooled +6.5 [+0.6, +12.3] points),
-    # on four with 4 (+4.4 [-1.5, +10.2]); in fresh runs with 8 it led in 9 of 10 (qgs13,
-    # qgs17-qgs25, +5.8 [+1.6, +10.0] pooled). With the screens decoded once and the candidates
-    # sampled on two processes a run with 8 takes 13-18 minutes (qgs17-qgs25), what one with 4
+    # on four with 4 (+4.4 [-1.5, +10.2]); in fresh runs with 8 it led in 11 of 13 (qgs13,
+    # qgs17-qgs28, +5.0 [+1.3, +8.7] pooled). With the screens decoded once and the candidates
+    # sampled on two processes a run with 8 takes 12-18 minutes (qgs17-qgs28), what one with 4
     # took before (README, "Eight candidates per state").
     task_set_overrides={
         "general": {
@@ -256,7 +256,7 @@ _SMALL = Scale(
             "num_candidates": 8,
             "eval_tasks": 96,
             "eval_seeds": 1,
-            "notes": "2 CPU cores, tiny models, 300 General episodes, 8 candidates, 13-18 minutes",
+            "notes": "2 CPU cores, tiny models, 300 General episodes, 8 candidates, 12-18 minutes",
         }
     },
 )

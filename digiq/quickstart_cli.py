@@ -102,8 +102,8 @@ STEP_NAMES = (
     help="Candidate actions per state of the two Digi-Q runs, the dataset action included (the "
     "N of Best-of-N). More candidates put an expert-like action among them more often, at "
     "some minutes of sampling and VLM features: on general, with 8, Digi-Q led Filtered BC on "
-    "5 of 5 datasets re-trained (with 4 on 4) and in 9 of 10 fresh runs, and a small run takes "
-    "13-18 minutes on 2 cores (README). Recorded in quickstart.json; a run folder resumes only with the value it "
+    "5 of 5 datasets re-trained (with 4 on 4) and in 11 of 13 fresh runs, and a small run takes "
+    "12-18 minutes on 2 cores (README). Recorded in quickstart.json; a run folder resumes only with the value it "
     "started with. [default: the scale's: 4 at small and medium (8 on general), 16 at full]",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every step.")
