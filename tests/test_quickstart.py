@@ -614,6 +614,20 @@ def test_tiny_quickstart_interrupted_then_resumed_writes_every_output(
     results = (out / "RESULTS.md").read_text()
     assert "oracle, paired by task: Digi-Q vs behaviour on " in results
     assert "## Success per goal kind (oracle)" in results
+    # benchmarks/pool_runs.py pools run folders: on one run it reproduces the report's counts.
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "pool_runs.py"
+    pooled = subprocess.run(
+        [sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert pooled.returncode == 0, pooled.stderr[-3000:]
+    pool = json.loads(pooled.stdout)
+    for method in METHODS:
+        assert pool["pooled"][method]["successes"] == summary["counts"][method]["oracle_successes"]
+    assert pool["run_count"] == 1 and pool["gain_significant"] == int(
+        summary["checks"]["oracle"]["gain_significant"]
+    )
+    paired = pool["comparisons"]["digiq_vs_behaviour"]["paired"]
+    assert paired == summary["checks"]["oracle"]["paired"]["digiq_vs_behaviour"]
     for kind in kinds:
         assert f"| {kind} |" in results
     assert "success, oracle [95% CI]" in results
