@@ -26,12 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from digiq.quickstart import METHODS  # noqa: E402
 from digiq.quickstart_report import (  # noqa: E402
+    PAIRED_AGAINST,
     EpisodeOutcome,
     counts_from_outcomes,
     difference_interval,
     episode_outcomes,
     ordering_check,
     paired_comparison,
+    paired_key,
 )
 
 
@@ -56,10 +58,10 @@ def pool_runs(runs: list[Path], rater: str = "oracle") -> dict[str, object]:
     totals = {m: counts_from_outcomes(o) for m, o in pooled.items()}
     key = f"{rater}_successes"
     comparisons = {}
-    for other in ("filtered-bc", "behaviour"):
+    for other in PAIRED_AGAINST:
         a, b = totals["digiq"], totals[other]
         low, high = difference_interval(a[key], a["episodes"], b[key], b["episodes"])
-        comparisons[f"digiq_vs_{other}"] = {
+        comparisons[paired_key(other)] = {
             "difference": a[key] / a["episodes"] - b[key] / b["episodes"]
             if a["episodes"] and b["episodes"]
             else None,
@@ -88,7 +90,11 @@ def main() -> None:
     missing = [str(r) for r in args.runs if not (r / "eval").is_dir()]
     if missing:
         parser.error(f"not quickstart run folders (no eval/ inside): {', '.join(missing)}")
-    print(json.dumps(pool_runs(args.runs, args.rater), indent=1, default=str))
+    try:
+        pooled = pool_runs(args.runs, args.rater)
+    except FileNotFoundError as exc:  # a run stopped before one of its evaluations
+        parser.error(str(exc))
+    print(json.dumps(pooled, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ __all__ = [
     "difference_interval",
     "paired_difference_interval",
     "paired_comparison",
+    "PAIRED_AGAINST",
+    "paired_key",
     "write_report",
     "ordering_check",
 ]
@@ -80,7 +82,15 @@ def episode_outcomes(eval_dir: Path) -> list[EpisodeOutcome]:
         kind = str(result.goal.get("kind", "?"))
         if result.is_error:  # an errored episode counts as a failure, never as a success
             outcomes.append(
-                EpisodeOutcome(result.task_id, result.seed, kind, True, False, False, True)
+                EpisodeOutcome(
+                    result.task_id,
+                    result.seed,
+                    kind,
+                    error=True,
+                    rules=False,
+                    oracle=False,
+                    has_ground_truth=True,  # not asked: the episode never finished
+                )
             )
             continue
         goal = Goal.from_dict(result.goal)
@@ -94,10 +104,10 @@ def episode_outcomes(eval_dir: Path) -> list[EpisodeOutcome]:
                 result.task_id,
                 result.seed,
                 kind,
-                False,
-                bool(result.success),
-                oracle,
-                any(truths),
+                error=False,
+                rules=bool(result.success),
+                oracle=oracle,
+                has_ground_truth=any(truths),
             )
         )
     return outcomes
@@ -138,17 +148,25 @@ def evaluation_counts(eval_dir: Path) -> dict[str, Any]:
     return counts_from_outcomes(episode_outcomes(eval_dir))
 
 
-def difference_interval(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
-    """Newcombe's hybrid score 95% interval for p1 - p2 (independent samples)."""
-    if n1 == 0 or n2 == 0:
-        return -1.0, 1.0
+def _square_and_add(k1: int, n1: int, k2: int, n2: int, phi: float) -> tuple[float, float]:
+    """Newcombe's interval for p1 - p2 from the two Wilson intervals, with ``phi`` the
+    correlation of the two estimates (0 for independent samples)."""
     p1, p2 = k1 / n1, k2 / n2
     l1, u1 = wilson_interval(k1, n1)
     l2, u2 = wilson_interval(k2, n2)
     d = p1 - p2
-    low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
-    high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    low_var = (p1 - l1) ** 2 + (u2 - p2) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2)
+    high_var = (u1 - p1) ** 2 + (p2 - l2) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2)
+    low = d - math.sqrt(max(0.0, low_var))
+    high = d + math.sqrt(max(0.0, high_var))
     return max(-1.0, low), min(1.0, high)
+
+
+def difference_interval(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
+    """Newcombe's hybrid score 95% interval for p1 - p2 (independent samples)."""
+    if n1 == 0 or n2 == 0:
+        return -1.0, 1.0
+    return _square_and_add(k1, n1, k2, n2, 0.0)
 
 
 def paired_difference_interval(
@@ -163,9 +181,6 @@ def paired_difference_interval(
     if n == 0:
         return -1.0, 1.0
     k1, k2 = both + first_only, both + second_only
-    p1, p2 = k1 / n, k2 / n
-    l1, u1 = wilson_interval(k1, n)
-    l2, u2 = wilson_interval(k2, n)
     margins = k1 * (n - k1) * k2 * (n - k2)
     phi = 0.0
     if margins > 0:
@@ -174,12 +189,7 @@ def paired_difference_interval(
             phi = (cross - n / 2) / math.sqrt(margins)
         elif cross < 0:
             phi = cross / math.sqrt(margins)
-    d = p1 - p2
-    low = d - math.sqrt(max(0.0, (p1 - l1) ** 2 + (u2 - p2) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2)))
-    high = d + math.sqrt(
-        max(0.0, (u1 - p1) ** 2 + (p2 - l2) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2))
-    )
-    return max(-1.0, low), min(1.0, high)
+    return _square_and_add(k1, n, k2, n, phi)
 
 
 def paired_comparison(
@@ -207,6 +217,14 @@ def paired_comparison(
         "difference": (table["first_only"] - table["second_only"]) / pairs if pairs else 0.0,
         "ci": [low, high],
     }
+
+
+PAIRED_AGAINST = ("behaviour", "filtered-bc")  # the methods Digi-Q is paired with
+
+
+def paired_key(other: str) -> str:
+    """``summary.json``'s key of Digi-Q paired with ``other``: ``digiq_vs_filtered_bc``."""
+    return f"digiq_vs_{other.replace('-', '_')}"
 
 
 def ordering_check(counts: dict[str, dict[str, Any]], rater: str) -> dict[str, Any]:
@@ -278,8 +296,8 @@ SHORT_LABELS = {"behaviour": "behaviour", "filtered-bc": "Filtered BC"}
 
 def _paired_text(paired: dict[str, dict[str, Any]]) -> str:
     parts = []
-    for key, comparison in paired.items():
-        other = SHORT_LABELS[key.removeprefix("digiq_vs_").replace("_", "-")]
+    for method in PAIRED_AGAINST:
+        comparison, other = paired[paired_key(method)], SHORT_LABELS[method]
         low, high = comparison["ci"]
         parts.append(
             f"Digi-Q vs {other} on {comparison['pairs']} pairs: Digi-Q alone "
@@ -524,12 +542,10 @@ def write_report(out: Path, record: dict[str, Any]) -> dict[str, Any]:
     checks = {r: ordering_check(counts, r) for r in ("oracle", "rules")}
     for rater, check in checks.items():
         check["paired"] = {
-            f"digiq_vs_{other.replace('-', '_')}": paired_comparison(
-                outcomes["digiq"], outcomes[other], rater
-            )
-            for other in ("behaviour", "filtered-bc")
+            paired_key(other): paired_comparison(outcomes["digiq"], outcomes[other], rater)
+            for other in PAIRED_AGAINST
         }
-        check["gain_significant_paired"] = check["paired"]["digiq_vs_behaviour"]["ci"][0] > 0
+        check["gain_significant_paired"] = check["paired"][paired_key("behaviour")]["ci"][0] > 0
     plots = _plots(out, counts, labels)
     settings = record.get("settings", {})
     scale = settings.get("scale", {})

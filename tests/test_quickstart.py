@@ -286,6 +286,20 @@ def test_paired_comparison_counts_only_common_tasks_and_per_kind_counts() -> Non
     }
 
 
+def test_pool_runs_names_a_run_without_its_evaluations(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "pool_runs.py"
+    (tmp_path / "stopped" / "eval").mkdir(parents=True)  # stopped before any evaluation
+    for run, why in (("stopped", "results.jsonl does not exist"), ("absent", "no eval/")):
+        done = subprocess.run(
+            [sys.executable, str(script), str(tmp_path / run)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        assert str(tmp_path / run) in done.stderr and why in done.stderr, done.stderr
+
+
 def test_rollouts_on_simulated_phones_are_grouped_and_real_devices_run_alone(
     tmp_path: Path,
 ) -> None:
