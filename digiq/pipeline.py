@@ -60,14 +60,13 @@ import dataclasses
 import hashlib
 import json
 import logging
-import resource
-import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from digiq.stage_memory import StagePeak
 from trajectories.manifest import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -266,14 +265,6 @@ def _write_stages(run_dir: Path, data: dict[str, Any]) -> None:
     atomic_write_bytes(
         run_dir / STAGES_FILE, json.dumps(data, indent=1, sort_keys=True, default=str).encode()
     )
-
-
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process (and finished children) so far, in MiB."""
-    scale = 1.0 if sys.platform == "darwin" else 1024.0  # ru_maxrss: bytes on macOS, KiB on Linux
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale
-    return max(own, children) / 2**20
 
 
 def _stage_output(run_dir: Path, stage: str) -> dict[str, Any]:
@@ -613,9 +604,10 @@ def run_stages(
 
     A stage marked done in ``RUN/stages.json`` is skipped (``force`` runs it again; it still
     resumes from its own checkpoints). Each stage's record: status (running / done / failed),
-    start and end time, wall seconds, peak resident memory of the process so far (MiB, from
-    ``resource.getrusage``; with ``workers`` the larger of this process and its largest worker,
-    not their sum, which the quickstart samples), its metrics or its error. A failing stage is
+    start and end time, wall seconds, the stage's peak resident memory (MiB, :class:`StagePeak`;
+    ``peak_rss_scope`` "stage", or "process" where the OS keeps only the process's peak so far;
+    with ``workers`` the larger of this process and its largest worker, not their sum, which the
+    quickstart samples), its metrics or its error. A failing stage is
     recorded and its exception re-raised; later stages do not run.
     """
     run = Path(run_dir)
@@ -653,6 +645,7 @@ def run_stages(
         if echo:
             echo(f"{name}: running")
         tick = time.perf_counter()
+        peak = StagePeak()
         try:
             metrics = functions[name](run, data, preset, options)
         except BaseException as exc:
@@ -660,7 +653,8 @@ def run_stages(
                 status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                 finished=time.time(),
                 wall_s=time.perf_counter() - tick,
-                peak_rss_mb=_peak_rss_mb(),
+                peak_rss_mb=peak.mb(),
+                peak_rss_scope=peak.scope,
                 error=f"{type(exc).__name__}: {exc}",
                 traceback=traceback.format_exc(limit=8),
             )
@@ -670,7 +664,8 @@ def run_stages(
             status="done",
             finished=time.time(),
             wall_s=time.perf_counter() - tick,
-            peak_rss_mb=_peak_rss_mb(),
+            peak_rss_mb=peak.mb(),
+            peak_rss_scope=peak.scope,
             metrics=json.loads(json.dumps(_plain(metrics), default=str)),
         )
         _write_stages(run, record)

@@ -10,6 +10,7 @@ check wiring, files, resumption and numerics, not learning (tests/test_policy.py
 from __future__ import annotations
 
 import json
+import mmap
 import shutil
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from digiq.pipeline import (
 )
 from digiq.policy_agent import PolicyAgent, register
 from digiq.policy_train import PolicyTrainConfig, run_policy_train
+from digiq.stage_memory import StagePeak
 from digiq.train_cli import train_group
 from digiq.ui_grounding import GOAL_MATCH_DIM
 from eval.agents.base import load_agent
@@ -469,6 +471,36 @@ def test_run_stages_records_failures_and_skips_done_stages(dataset: Path, tmp_pa
     assert entry["status"] == "done" and entry["metrics"] == {"value": 5}
     assert entry["attempts"] == 2 and len(calls) == 2
     assert entry["peak_rss_mb"] > 0 and entry["wall_s"] >= 0
+
+
+def test_each_stage_records_its_own_peak_memory(dataset: Path, tmp_path: Path) -> None:
+    """A stage after a memory-hungry one records its own peak, not the process's so far
+    (``ru_maxrss`` only grows: every stage after the features once reported their 2.5 GB)."""
+    if StagePeak().scope != "stage":
+        pytest.skip("this OS keeps only the process's peak resident memory")
+    size = 400 * 2**20
+
+    def hungry(run: Path, data: Path, preset: str, config: dict) -> dict:
+        block = mmap.mmap(-1, size)  # unmapped on close, whatever the allocator keeps
+        for offset in range(0, size, mmap.PAGESIZE):
+            block[offset] = 1
+        block.close()
+        return {}
+
+    def frugal(run: Path, data: Path, preset: str, config: dict) -> dict:
+        return {}
+
+    run_stages(
+        ["critic", "policy"],
+        tmp_path,
+        dataset,
+        functions={"critic": hungry, "policy": frugal},
+    )
+    stages = read_stages(tmp_path)["stages"]
+    assert {stages[s]["peak_rss_scope"] for s in ("critic", "policy")} == {"stage"}
+    hungry_mb, frugal_mb = stages["critic"]["peak_rss_mb"], stages["policy"]["peak_rss_mb"]
+    assert hungry_mb - frugal_mb > 300, (hungry_mb, frugal_mb)
+    assert frugal_mb > 10  # the interpreter itself
 
 
 @pytest.mark.slow
