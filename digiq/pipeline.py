@@ -496,6 +496,8 @@ def critic_stage(
     return {
         "steps": trainer.step,
         "target": cfg.target,
+        # The interval every score is clipped to (None: not clipped), what Best-of-N compares.
+        "value_range": list(cfg.value_range) if cfg.value_range is not None else None,
         "checkpoint": str(latest_checkpoint(work)),
         "train_rows": len(trainer.train_data),
         "excluded": trainer.excluded,

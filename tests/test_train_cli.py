@@ -537,6 +537,7 @@ def test_all_stages_then_the_extracted_policy_loads(
     # Scores are clipped to the interval the data's returns lie in (0/1 rewards, gamma 0.95).
     critic_config = load_critic(stages["critic"]["metrics"]["checkpoint"]).config
     assert critic_config.value_range == pytest.approx((0.0, 20.0))
+    assert stages["critic"]["metrics"]["value_range"] == pytest.approx([0.0, 20.0])
     policy = stages["policy"]["metrics"]
     assert policy["loss"] == "bestofn" and policy["clamp"] is True
     assert policy["data"]["nonzero_weight"] > 0 and policy["step"] == 4
