@@ -40,7 +40,7 @@ test: setup
 # The project's main job: the Digi-Q experiment end to end on simulated phones (README, "Quickstart").
 # Resumable: run `make demo` again after an interruption; `make demo DEMO_FRESH=1` starts over.
 # It runs the AitW General tasks (300 offline episodes, 8 candidate actions per state, the
-# first 96 test tasks once each per method, 12-18 minutes on 2 cores, runs/demo-general):
+# first 192 test tasks once each per method, 14-16 minutes on 2 cores, runs/demo-general):
 # there Digi-Q beats the behaviour policy and, in most runs, Filtered BC (README "The General
 # task set").
 # `make demo DEMO_TASK_SET=webshop`: Web Shopping (100 offline episodes, runs/demo), where the

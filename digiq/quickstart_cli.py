@@ -45,7 +45,7 @@ STEP_NAMES = (
     show_default=True,
     help="small: 2 CPU cores, tiny models, <= 20 minutes (what `make demo` runs): on webshop "
     "100 offline episodes and 24 test tasks x 2 seeds per method, on general 300 and the first "
-    "96 test tasks x 1 seed; tiny: a few episodes per step (a smoke test); medium: 300 offline "
+    "192 test tasks x 1 seed; tiny: a few episodes per step (a smoke test); medium: 300 offline "
     "episodes and 24 test tasks x 4 seeds per method on either task set (webshop: about 35 "
     "minutes on 2 cores); full: the paper's protocol (96 test tasks x 3 seeds) for a GPU "
     "server.",
