@@ -113,14 +113,14 @@ def test_medium_is_small_with_more_data_and_evaluation_only(tmp_path: Path) -> N
 
 
 def test_small_on_general_has_more_data_and_more_test_tasks(tmp_path: Path) -> None:
-    # make demo runs General: 300 offline episodes, 8 candidates per state and 192 evaluation
-    # episodes per method, on the first 192 test tasks, one seed each (README, "The General task
+    # make demo runs General: 300 offline episodes, 8 candidates per state and 96 evaluation
+    # episodes per method, on the first 96 test tasks, one seed each (README, "The General task
     # set"); Web Shopping keeps 100, 4 and 24 tasks x 2 seeds, and nothing else differs.
     small = SCALES["small"]
     general, webshop = small.for_task_set("general"), small.for_task_set("webshop")
     assert webshop.to_dict() == small.to_dict()
     assert general.offline_episodes == 300
-    assert (general.eval_tasks, general.eval_seeds) == (192, 1)
+    assert (general.eval_tasks, general.eval_seeds) == (96, 1)
     differing = {k for k, v in general.to_dict().items() if webshop.to_dict()[k] != v}
     assert differing == {"offline_episodes", "num_candidates", "eval_tasks", "eval_seeds", "notes"}
     assert (general.num_candidates, webshop.num_candidates) == (8, 4)
@@ -128,7 +128,7 @@ def test_small_on_general_has_more_data_and_more_test_tasks(tmp_path: Path) -> N
     assert general.for_task_set("general") == general  # applied once, nothing left
     assert train_config(general) == train_config(small)
     for task_set, episodes, tasks, seeds in (
-        ("general", "300", "192", "1"),
+        ("general", "300", "96", "1"),
         ("webshop", "100", "24", "2"),
     ):
         steps = {s.name: s for s in plan_steps(tmp_path, small, task_set)}
@@ -481,6 +481,34 @@ def _tiny_settings() -> dict:
     }
 
 
+def test_eval_tasks_option_reaches_the_evaluations_and_is_checked_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import digiq.quickstart_cli as cli
+
+    seen: list[Scale] = []
+
+    def capture(out, scale, task_set, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(scale.for_task_set(task_set))
+        return {}
+
+    monkeypatch.setattr(cli, "run_quickstart", capture)
+    args = ["--task-set", "general", "--out", str(tmp_path / "q")]
+    result = CliRunner().invoke(quickstart_command, [*args, "--eval-tasks", "192"])
+    assert result.exit_code == 0, result.output
+    (t192,) = seen
+    # only the evaluation differs from make demo's scale
+    assert t192 == dataclasses.replace(SCALES["small"].for_task_set("general"), eval_tasks=192)
+    evals = [s for s in plan_steps(tmp_path, t192, "general") if s.name.startswith("eval-")]
+    assert len(evals) == 4
+    for step in evals:
+        assert step.commands[0][step.commands[0].index("--num-tasks") + 1] == "192"
+    # more tasks than the test split holds: refused before any step runs, naming the option
+    bad = CliRunner().invoke(quickstart_command, [*args, "--eval-tasks", "433"])
+    assert bad.exit_code == 2 and "--eval-tasks" in bad.output and "432 tasks" in bad.output
+    assert len(seen) == 1
+
+
 def test_num_candidates_option_reaches_the_digiq_runs_and_the_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -500,7 +528,7 @@ def test_num_candidates_option_reaches_the_digiq_runs_and_the_record(
     # only N differs; the General sizes of the small scale still apply (8 candidates on General)
     assert n4.num_candidates == 4 and default.num_candidates == 8
     assert dataclasses.replace(n4, num_candidates=8) == default
-    assert n4.offline_episodes == 300 and n4.eval_tasks == 192
+    assert n4.offline_episodes == 300 and n4.eval_tasks == 96
     for scale, n in ((n4, "4"), (default, "8")):
         digiq = next(s for s in plan_steps(tmp_path, scale, "general") if s.name == "digiq")
         assert digiq.commands[0][digiq.commands[0].index("--num-candidates") + 1] == n
