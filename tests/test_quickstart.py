@@ -481,9 +481,9 @@ def _tiny_settings() -> dict:
     }
 
 
-def test_eval_tasks_option_reaches_the_evaluations_and_is_checked_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _capture_scales(monkeypatch: pytest.MonkeyPatch) -> list[Scale]:
+    """The scales the quickstart command would run (as the task set applies them), recorded
+    instead of running them."""
     import digiq.quickstart_cli as cli
 
     seen: list[Scale] = []
@@ -493,6 +493,13 @@ def test_eval_tasks_option_reaches_the_evaluations_and_is_checked_first(
         return {}
 
     monkeypatch.setattr(cli, "run_quickstart", capture)
+    return seen
+
+
+def test_eval_tasks_option_reaches_the_evaluations_and_is_checked_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _capture_scales(monkeypatch)
     args = ["--task-set", "general", "--out", str(tmp_path / "q")]
     result = CliRunner().invoke(quickstart_command, [*args, "--eval-tasks", "192"])
     assert result.exit_code == 0, result.output
@@ -512,15 +519,7 @@ def test_eval_tasks_option_reaches_the_evaluations_and_is_checked_first(
 def test_num_candidates_option_reaches_the_digiq_runs_and_the_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import digiq.quickstart_cli as cli
-
-    seen: list[Scale] = []
-
-    def capture(out, scale, task_set, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(scale.for_task_set(task_set))
-        return {}
-
-    monkeypatch.setattr(cli, "run_quickstart", capture)
+    seen = _capture_scales(monkeypatch)
     args = ["--task-set", "general", "--out", str(tmp_path / "q"), "--until", "digiq"]
     assert CliRunner().invoke(quickstart_command, [*args, "--num-candidates", "4"]).exit_code == 0
     assert CliRunner().invoke(quickstart_command, args).exit_code == 0
