@@ -113,8 +113,8 @@ STEP_NAMES = (
     default=None,
     help="Evaluate every method on the first N test tasks (each with the scale's seeds) instead "
     "of the scale's number. More tasks narrow the intervals, at about 4 minutes per 96 more on "
-    "2 cores for general: with 192, the gain over the behaviour policy was significant in 10 of "
-    '10 runs\' policies against 7 of 10 with 96 (README, "192 test tasks"). Recorded in '
+    "2 cores for general: with 192, the gain over the behaviour policy was significant in 11 of "
+    '12 runs\' policies against 8 of 12 on their first 96 (README, "192 test tasks"). Recorded in '
     "quickstart.json like --num-candidates. [default: the scale's: 96 on general at small, 24 "
     "on webshop, 96 at full]",
 )
