@@ -66,26 +66,32 @@ ENSEMBLE = "ensemble"
 HELD_OUT_SHARE = 0.25
 
 
-def _split_by_episode(buffer: ReplayBuffer, full: CriticData) -> tuple[CriticData, CriticData]:
-    """(training rows, held-out rows): a quarter of the episodes by a hash of their id."""
-    episode = [buffer.transition(int(t)).episode_id for t in full.transition_ids]
-    bucket = np.array([zlib.crc32(e.encode()) % 1000 / 1000 for e in episode])
-    return full.subset(bucket >= HELD_OUT_SHARE), full.subset(bucket < HELD_OUT_SHARE)
+def episode_buckets(buffer: ReplayBuffer, data: CriticData) -> np.ndarray:
+    """Per row of ``data``, a number in [0, 1) fixed by its episode id (a hash): rows below
+    ``HELD_OUT_SHARE`` are held out, so whole episodes are, the same ones on every call."""
+    episode = [buffer.transition(int(t)).episode_id for t in data.transition_ids]
+    return np.array([zlib.crc32(e.encode()) % 1000 / 1000 for e in episode])
 
 
-def _train(
-    train: CriticData, val: CriticData, overrides: dict[str, Any], seed: int, steps: int | None
-) -> Any:
+def train_critic(
+    train: CriticData,
+    val: CriticData,
+    overrides: dict[str, Any],
+    seed: int,
+    steps: int | None = None,
+) -> tuple[Any, dict[str, float]]:
+    """(critic, final metrics) of a tiny-preset critic, ``td-expected`` unless ``overrides``
+    say otherwise (``_weight_decay``: AdamW instead of Adam); no run folder, no TensorBoard."""
     if steps is not None and "steps" not in overrides:
         overrides = {**overrides, "steps": steps}
+    fields = {"seed": seed, "target": "td-expected"}
+    fields.update({k: v for k, v in overrides.items() if not k.startswith("_")})
     config = CriticConfig.from_model_preset(
         get_preset("tiny", check=False),
         state_dim=train.state_dim,
         action_dim=train.action_dim,
         vlm_dim=train.vlm_dim,
-        seed=seed,
-        target="td-expected",
-        **{k: v for k, v in overrides.items() if not k.startswith("_")},
+        **fields,
     )
     trainer = CriticTrainer(config, train, val, run_dir=None, device="cpu", tensorboard=False)
     if "_weight_decay" in overrides:
@@ -123,7 +129,8 @@ def run_one(
     name = read_stages(features_run)["stages"]["candidates"]["metrics"]["name"]
     table = CandidateTable.open(data, name)
     full = CriticData.from_buffer(buffer, prefix=feature_prefix(features_run), candidates=table)
-    pool, held = _split_by_episode(buffer, full)
+    bucket = episode_buckets(buffer, full)
+    pool, held = full.subset(bucket >= HELD_OUT_SHARE), full.subset(bucket < HELD_OUT_SHARE)
     if not len(held) or not len(pool):
         raise SystemExit(
             f"{quickstart}: too few episodes to hold a quarter out ({len(pool)} training rows, "
@@ -143,7 +150,7 @@ def run_one(
         rows = []
         for seed in range(seeds):
             started = time.perf_counter()
-            critic, metrics = _train(train, val, VARIANTS[variant], seed, steps)
+            critic, metrics = train_critic(train, val, VARIANTS[variant], seed, steps)
             scores = score_data(critic, held, clip=False)
             if variant == "base":
                 base_scores.append(scores)

@@ -418,10 +418,9 @@ def _pairwise(q: np.ndarray, labels: dict[int, tuple[list[bool], list[bool]]]) -
 
 def data_size(data: Path, features_run: Path, fractions: list[float]) -> list[dict[str, Any]]:
     """Held-out critic_pairwise of TD critics trained on growing shares of the episodes."""
-    import zlib
+    from critic_heldout import HELD_OUT_SHARE, episode_buckets, train_critic
 
-    from digiq.critic import CriticConfig, CriticData, CriticTrainer, score_data
-    from digiq.models.presets import get_preset
+    from digiq.critic import CriticData, score_data
     from digiq.pipeline import feature_prefix, read_stages
 
     buffer = ReplayBuffer.open(data)
@@ -430,25 +429,17 @@ def data_size(data: Path, features_run: Path, fractions: list[float]) -> list[di
     full = CriticData.from_buffer(buffer, prefix=feature_prefix(features_run), candidates=table)
     expert = expert_actions(buffer)
     episode = np.array([buffer.transition(int(t)).episode_id for t in full.transition_ids])
-    bucket = np.array([zlib.crc32(e.encode()) % 1000 / 1000 for e in episode])
-    held = full.subset(bucket < 0.25)
+    bucket = episode_buckets(buffer, full)
+    held = full.subset(bucket < HELD_OUT_SHARE)
     labels = candidate_labels(held.transition_ids, buffer, table, expert)
     out = []
     for fraction in fractions:
-        pool = (bucket >= 0.25) & (bucket < 0.25 + 0.75 * fraction)
+        top = HELD_OUT_SHARE + (1 - HELD_OUT_SHARE) * fraction
+        pool = (bucket >= HELD_OUT_SHARE) & (bucket < top)
         train, val = full.subset(pool).split(0.1, seed=0)
         for seed in (0, 1):
-            config = CriticConfig.from_model_preset(
-                get_preset("tiny", check=False),
-                state_dim=full.state_dim,
-                action_dim=full.action_dim,
-                vlm_dim=full.vlm_dim,
-                seed=seed,
-            )
-            trainer = CriticTrainer(config, train, val, run_dir=None, device="cpu")
-            trainer.train()
-            scores = score_data(trainer.critic, held)
-            trainer.close()
+            critic, _ = train_critic(train, val, {"target": "td"}, seed)
+            scores = score_data(critic, held)
             pairs = _pairwise(np.maximum(scores.q1, scores.q2), labels)
             out.append(
                 {
